@@ -1,0 +1,3 @@
+"""speechssl: Kaldi-style self-supervised speech representation learning."""
+
+__version__ = "0.1.0"
