@@ -2,7 +2,7 @@
 # Per-speaker CMVN statistics in Kaldi's format (2 x (D+1) double matrices), as Kaldi's
 # steps/compute_cmvn_stats.sh: writes <cmvn-dir>/cmvn_<set>.{ark,scp} and <data-dir>/cmvn.scp.
 set -euo pipefail
-# shellcheck source=path.sh
+# shellcheck source=../path.sh
 . "$(dirname "$(readlink -f "$0")")/../path.sh"
 
 # Begin configuration section.
@@ -17,7 +17,7 @@ e.g.: $0 data/train exp/make_fbank/train fbank
 Options:
   --cmd <job-runner>       # how to run the job ($cmd)
   --per-utt <true|false>   # statistics per utterance instead of per speaker ($per_utt)"
-# shellcheck source=utils/parse_options.sh
+# shellcheck source=../utils/parse_options.sh
 . "$SPEECHSSL_ROOT/utils/parse_options.sh"
 
 if [ $# -lt 1 ] || [ $# -gt 3 ]; then

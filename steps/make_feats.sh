@@ -4,7 +4,7 @@
 # Writes <feat-dir>/raw_<type>_<set>.JOB.{ark,scp} (absolute paths), then feats.scp,
 # utt2num_frames, utt2dur and frame_shift in the data dir.
 set -euo pipefail
-# shellcheck source=path.sh
+# shellcheck source=../path.sh
 . "$(dirname "$(readlink -f "$0")")/../path.sh"
 
 # Begin configuration section.
@@ -30,7 +30,7 @@ Options:
   --compress <true|false>   # Kaldi-compressed output ($compress)
   --seed <int>              # dither seed ($seed)
   --allow-resample <bool>   # resample audio at other rates instead of failing ($allow_resample)"
-# shellcheck source=utils/parse_options.sh
+# shellcheck source=../utils/parse_options.sh
 . "$SPEECHSSL_ROOT/utils/parse_options.sh"
 
 if [ $# -lt 1 ] || [ $# -gt 3 ]; then

@@ -6,8 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import sh
 
+from conftest import sh
 from speechssl.data.datadir import DataDir
 from speechssl.data.edit import fix_data_dir, split_data_dir, split_points, write_subset
 from speechssl.data.table import read_table, write_table
@@ -131,7 +131,8 @@ def test_split_points_balance():
     for weights in ([5, 1, 1, 1, 1, 1, 9], [1] * 7, [3, 3, 3, 1, 1, 1, 1]):
         for n in range(1, len(weights) + 1):
             b = split_points(weights, n)
-            assert len(b) == n + 1 and all(x < y for x, y in zip(b, b[1:])), (weights, n, b)
+            assert len(b) == n + 1, (weights, n, b)
+            assert all(x < y for x, y in zip(b, b[1:], strict=False)), (weights, n, b)
     with pytest.raises(InputError, match="cannot split 2 items into 3"):
         split_points([1, 1], 3)
 
@@ -185,3 +186,13 @@ def test_filter_scp_and_spk2utt(data_dir, root, tmp_path):
     assert len(out.splitlines()) == 9
     out = sh(f"utils/utt2spk_to_spk2utt.sh < {data_dir}/utt2spk", cwd=root).stdout
     assert out == (data_dir / "spk2utt").read_text()
+
+
+def test_copy_data_dir_keeps_plain_files_not_folders(data_dir, root, tmp_path):
+    (data_dir / "words.ctm").write_text("spk0-utt0 1 0.000 0.100 hello\n")
+    (data_dir / "split2").mkdir()
+    sh(f"utils/copy_data_dir.sh {data_dir} {tmp_path}/copy", cwd=root)
+    d = validate_data_dir(tmp_path / "copy")
+    assert d.utts == DataDir(data_dir).utts
+    assert (tmp_path / "copy" / "words.ctm").read_text().startswith("spk0-utt0 1")
+    assert not (tmp_path / "copy" / "split2").exists()

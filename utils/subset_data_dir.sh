@@ -5,7 +5,7 @@
 #   utils/subset_data_dir.sh --utt-list <file> <src-dir> <dest-dir>
 #   utils/subset_data_dir.sh --spk-list <file> <src-dir> <dest-dir>
 # The logic lives in speechssl.bin.subset_data_dir.
-# shellcheck source=path.sh
+# shellcheck source=../path.sh
 . "$(dirname "$(readlink -f "$0")")/../path.sh"
 set -euo pipefail
 

@@ -16,8 +16,8 @@ from speechssl.data.ark import ArkScpWriter
 from speechssl.data.audio import AudioReader
 from speechssl.data.table import write_table
 from speechssl.errors import InputError
-from speechssl.fileio import atomic_write
 from speechssl.features import FeatureExtractor, load_feature_config
+from speechssl.fileio import atomic_write
 
 log = logging.getLogger("compute_feats")
 

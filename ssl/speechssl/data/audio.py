@@ -33,8 +33,7 @@ class Segment:
 
 
 def _read_pipe(command: str, rec: str, scp: Path) -> tuple[np.ndarray, int]:
-    proc = subprocess.run(["bash", "-c", command], stdout=subprocess.PIPE,
-                          stderr=subprocess.PIPE, check=False)
+    proc = subprocess.run(["bash", "-c", command], capture_output=True, check=False)
     if proc.returncode != 0:
         stderr = proc.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
         raise InputError(f"command '{command}' failed with exit code {proc.returncode}: "

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
-import shutil
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from speechssl.data.table import PathLike, read_table, write_table
+from speechssl.data.table import PathLike, read_table
 from speechssl.errors import InputError
 
 log = logging.getLogger(__name__)

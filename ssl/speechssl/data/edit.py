@@ -182,3 +182,15 @@ def select_utterances(d: DataDir, utt_list: Sequence[str] | None = None,
     if last is not None:
         return utts[-count:]
     return [utts[(i * len(utts)) // count] for i in range(count)]
+
+
+def copy_data_dir(src: PathLike, dest: PathLike) -> Path:
+    """Copy a whole data dir: its tables (re-checked on the way) and its other plain files
+    (alignments, trials, word lists), which belong to every utterance and so go unchanged.
+    Sub-folders (splits, backups, features) are not copied."""
+    d = DataDir(src)
+    dest = write_subset(d, dest, d.utts)
+    for f in sorted(d.path.iterdir()):
+        if f.is_file() and f.name not in TABLES and not f.name.startswith("."):
+            shutil.copyfile(f, dest / f.name)
+    return dest
