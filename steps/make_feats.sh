@@ -47,6 +47,7 @@ case $feat_type in
 esac
 [ -f "$config" ] || { echo "$0: no such config file: $config (--${feat_type}-config)" >&2; exit 1; }
 name=$(basename "$data")
+python -m speechssl.bin.compute_feats --check-config --kind "$feat_type" --config "$config"
 
 "$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text "$data"
 mkdir -p "$logdir" "$featdir"

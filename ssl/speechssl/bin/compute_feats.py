@@ -36,15 +36,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--utt2num-frames", help="write frame counts here")
     p.add_argument("--utt2dur", help="write durations (seconds) here")
     p.add_argument("--frame-shift", help="write the frame shift (seconds) here")
-    p.add_argument("data_dir")
-    p.add_argument("ark")
-    p.add_argument("scp")
-    return p.parse_args(argv)
+    p.add_argument("--check-config", action="store_true",
+                   help="only read and check the config, then exit")
+    p.add_argument("data_dir", nargs="?")
+    p.add_argument("ark", nargs="?")
+    p.add_argument("scp", nargs="?")
+    args = p.parse_args(argv)
+    if not args.check_config and args.scp is None:
+        p.error("need <data-dir> <ark> <scp>")
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     config = load_feature_config(args.kind, args.config)
+    if args.check_config:
+        return 0
     extractor = FeatureExtractor(config, seed=args.seed)
     reader = AudioReader(args.data_dir, sample_rate=int(config.sample_frequency),
                          resample=args.allow_resample)

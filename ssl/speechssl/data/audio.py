@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-from scipy.signal import resample_poly
 
 from speechssl.data.datadir import DataDir
 from speechssl.errors import InputError
@@ -129,6 +128,8 @@ class AudioReader:
             raise InputError(f"sample rate is {rate} Hz, expected {self.sample_rate} Hz "
                              "(resample the audio, e.g. with a 'sox ... -r 16000 - |' pipe, "
                              "or ask for resampling)", path=self.scp_path, key=utt)
+        from scipy.signal import resample_poly  # slow to import; only needed here
+
         ratio = Fraction(self.sample_rate, rate)
         out = resample_poly(samples, ratio.numerator, ratio.denominator)
         return out.astype(np.float32), self.sample_rate
