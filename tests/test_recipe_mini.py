@@ -9,8 +9,8 @@ from pathlib import Path
 import kaldiio
 import numpy as np
 import pytest
-from conftest import ROOT, sh
 
+from conftest import ROOT, sh
 from speechssl.data.validate import Requirements, validate_data_dir
 
 SETS = ("train", "dev", "test")
