@@ -8,7 +8,7 @@ adds process start-up, data-dir validation and splitting, dither, archive writin
 compression) and merging.  Targets: at most 10% over the reference at --nj 1, at least
 1.7x speed-up from --nj 2 on 2 cores.
 
-    python bench/bench_features.py [--hours 1.0]
+    python bench/bench_features.py [--hours 2.0]
 """
 
 from __future__ import annotations
@@ -83,14 +83,14 @@ def run_step(data: Path, nj: int) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--hours", type=float, default=1.0)
+    p.add_argument("--hours", type=float, default=2.0)
     args = p.parse_args()
     data = make_corpus(args.hours)
     hours = len((data / "wav.scp").read_text().splitlines()) * UTT_SECONDS / 3600
     run_step(data, 1)  # warm the page cache and Python's bytecode cache
-    ref = min(reference(data) for _ in range(2))
-    nj1 = min(run_step(data, 1) for _ in range(2))
-    nj2 = min(run_step(data, 2) for _ in range(2))
+    ref = min(reference(data) for _ in range(3))
+    nj1 = min(run_step(data, 1) for _ in range(3))
+    nj2 = min(run_step(data, 2) for _ in range(3))
     print(f"audio: {hours:.2f} h in {len((data / 'wav.scp').read_text().splitlines())} files")
     print(f"{'what':34s} {'seconds':>8s} {'hours audio/s':>14s} {'vs reference':>13s}")
     for name, t in [("raw kaldi-native-fbank (reference)", ref),

@@ -13,7 +13,8 @@ nj=4
 cmd=run_local.sh
 fbank_config=conf/fbank.conf
 mfcc_config=conf/mfcc.conf
-compress=true          # store Kaldi-compressed matrices, as Kaldi does by default
+compress=false         # Kaldi-compressed matrices: 4x smaller, but lossy, and slower to
+                       # write here and to read in training (Kaldi itself defaults to true)
 seed=0                 # dither seed; mixed with each utterance id
 allow_resample=false   # true: resample other sample rates instead of failing
 # End configuration section.

@@ -10,7 +10,7 @@ import pytest
 
 from speechssl.errors import InputError
 from speechssl.features import FbankConfig, FeatureExtractor, MfccConfig, load_feature_config
-from speechssl.features.extractor import dither_rng
+from speechssl.features.extractor import DITHER_TABLE_SIZE, dither_noise, dither_rng
 
 RATE = 16000
 
@@ -146,12 +146,11 @@ def test_dither_is_reproducible_per_utterance():
 
 
 def test_dither_is_gaussian_noise_on_the_waveform():
-    """The documented equivalence: knf(dither 0) of wave + dither * N(0, 1) from dither_rng."""
+    """The documented equivalence: knf(dither 0) of wave + dither * N(0, 1) noise."""
     x = speechlike(8000)
     opts = knf.FbankOptions()
     opts.frame_opts.dither = 0.0
-    noisy = x.astype(np.float32) + np.float32(2.0) * dither_rng(5, "u9").standard_normal(
-        x.size, dtype=np.float32)
+    noisy = x.astype(np.float32) + np.float32(2.0) * dither_noise(5, "u9", x.size)
     want = run_knf(knf.OnlineFbank(opts), noisy)
     assert_close(FeatureExtractor(FbankConfig(dither=2.0), seed=5).compute(x, "u9"), want, 1e-5)
 
@@ -160,3 +159,14 @@ def test_dither_fills_digital_silence():
     """Why Kaldi dithers: exact zeros would give log(eps) in every bin."""
     feats = FeatureExtractor(FbankConfig(dither=1.0)).compute(np.zeros(4000), "sil")
     assert feats.min() > np.log(np.finfo(np.float32).eps) + 1.0
+
+
+def test_dither_noise_is_standard_normal_and_wraps_around():
+    a = dither_noise(0, "utt-a", 200_000)
+    b = dither_noise(0, "utt-b", 200_000)
+    assert a.dtype == np.float32 and abs(a.mean()) < 0.01 and abs(a.std() - 1) < 0.01
+    assert not np.array_equal(a, b), "utterances start at different places"
+    np.testing.assert_array_equal(a, dither_noise(0, "utt-a", 200_000))
+    long = dither_noise(1, "utt-c", DITHER_TABLE_SIZE + 1000)  # longer than the table
+    assert long.size == DITHER_TABLE_SIZE + 1000
+    np.testing.assert_array_equal(long[:1000], long[DITHER_TABLE_SIZE:])

@@ -78,7 +78,7 @@ def test_features_match_kaldi_native_fbank(data_dir, root, kind, conf):
 
 def test_compressed_features_and_cmvn_round_trip(data_dir, root):
     knio = pytest.importorskip("kaldi_native_io")
-    _make("fbank", data_dir, root, FBANK_CONF)  # --compress true is the default
+    _make("fbank", data_dir, root, FBANK_CONF, extra="--compress true")
     sh(f"steps/compute_cmvn_stats.sh {data_dir} {data_dir.parent}/log {data_dir.parent}/cmvn",
        cwd=root)
     d = validate_data_dir(data_dir, Requirements(feats=True))

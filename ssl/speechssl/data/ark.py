@@ -9,18 +9,34 @@ from __future__ import annotations
 
 import contextlib
 import os
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
-import kaldiio
 import numpy as np
-from kaldiio.matio import write_array
 
 from speechssl.data.table import PathLike, read_table
 from speechssl.errors import InputError
 
 # Kaldi's CompressionMethod kAutomaticMethod (what `copy-feats --compress=true` uses).
 KALDI_AUTOMATIC_COMPRESSION = 1
+# Binary type tokens of Kaldi's float and double matrices and vectors.
+_TOKENS = {(np.dtype(np.float32), 2): b"FM ", (np.dtype(np.float64), 2): b"DM ",
+           (np.dtype(np.float32), 1): b"FV ", (np.dtype(np.float64), 1): b"DV "}
+
+
+def kaldi_binary(array: np.ndarray) -> bytes:
+    r"""An uncompressed float/double matrix or vector in Kaldi's binary form, from ``\0B``.
+
+    >>> kaldi_binary(np.zeros((1, 1), np.float32))
+    b'\x00BFM \x04\x01\x00\x00\x00\x04\x01\x00\x00\x00\x00\x00\x00\x00'
+    """
+    token = _TOKENS.get((array.dtype, array.ndim))
+    if token is None:
+        raise ValueError(f"cannot write a {array.dtype} array with {array.ndim} dimensions")
+    sizes = b"".join(b"\x04" + struct.pack("<i", n) for n in array.shape)
+    data = np.ascontiguousarray(array, array.dtype.newbyteorder("<")).tobytes()
+    return b"\0B" + token + sizes + data
 
 
 class ArkScpWriter:
@@ -52,8 +68,13 @@ class ArkScpWriter:
             raise InputError("archive key is empty or contains whitespace", key=key)
         self._ark.write(key.encode("utf-8") + b" ")
         offset = self._ark.tell()
-        compression = self.compression if array.ndim == 2 else None
-        write_array(self._ark, array, compression_method=compression)
+        if self.compression is not None and array.ndim == 2:
+            from kaldiio.matio import write_array  # only the compressed form needs kaldiio
+
+            write_array(self._ark, array.astype(np.float32, copy=False),
+                        compression_method=self.compression)
+        else:
+            self._ark.write(kaldi_binary(array))
         self._scp.write(f"{key} {self.ark_path}:{offset}\n")
         self.count += 1
 
@@ -72,6 +93,8 @@ class ArkScpWriter:
 def read_matrix(rxfilename: str, scp: PathLike | None = None, key: str | None = None,
                 ) -> np.ndarray:
     """One object from an rxfilename (``x.ark:123``, optionally ``[a:b]`` ranges)."""
+    import kaldiio  # imported here: writing archives should not pay for it
+
     try:
         return np.asarray(kaldiio.load_mat(rxfilename))
     except (OSError, ValueError, EOFError) as e:

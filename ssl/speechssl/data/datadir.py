@@ -88,12 +88,8 @@ def _examples(keys: Iterable[str]) -> str:
 
 
 class DataDir:
-    """A loaded Kaldi data dir.  Tables are read on first use and cached.
-
-    >>> d = DataDir("data/train")        # doctest: +SKIP
-    >>> d.utt2spk["spk1-utt1"]           # doctest: +SKIP
-    'spk1'
-    """
+    """A loaded Kaldi data dir.  Tables are read on first use and cached, e.g.
+    ``DataDir("data/train").utt2spk["spk1-utt1"] == "spk1"``."""
 
     def __init__(self, path: PathLike):
         self.path = Path(path)

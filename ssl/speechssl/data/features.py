@@ -26,13 +26,9 @@ class FeatureTransform:
 
 
 class FeatureLoader:
-    """Random and sequential access to transformed features.
-
-    >>> loader = FeatureLoader("data/test_mfcc", FeatureTransform(cmvn=True, delta_order=2))
-    ... # doctest: +SKIP
-    >>> loader["spk1-0001"].shape  # doctest: +SKIP
-    (312, 39)
-    """
+    """Random and sequential access to transformed features, e.g.
+    ``FeatureLoader("data/test_mfcc", FeatureTransform(cmvn=True, delta_order=2))[utt]``
+    gives the (T, 39) matrix of an utterance."""
 
     def __init__(self, data_dir: DataDir | PathLike,
                  transform: FeatureTransform = FeatureTransform()):

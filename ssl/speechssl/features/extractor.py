@@ -5,14 +5,21 @@ with them to ~1e-4 with dither 0).  One deliberate difference, the dither:
 
 Kaldi adds ``dither * N(0, 1)`` to every sample of every *frame*, from a random generator
 that is not seeded per utterance, so its features change from run to run.  We add
-``dither * N(0, 1)`` once to every sample of the *waveform*, from a generator seeded by
-``(seed, crc32(utt_id))``, then run kaldi-native-fbank with dither 0.  Each frame sees noise
-of the same distribution as in Kaldi (overlapping frames share it, as they share the
-signal), and the same utterance gives the same features in any job split, process or order.
+``dither * N(0, 1)`` once to every sample of the *waveform*, then run kaldi-native-fbank
+with dither 0.  Each frame sees noise of the same distribution as in Kaldi (overlapping
+frames share it, as they share the signal), and the same utterance gives the same features
+in any job split, process or order.
+
+Drawing fresh Gaussian noise costs about as much as a fifth of the fbank itself, so the
+noise is read from one table of N(0, 1) samples per seed (about 65 s long), starting at an
+offset given by the crc32 of the utterance id (the seed as its initial value) and wrapping
+around.  Dither only has to break
+exact zeros and ties; noise repeated between utterances does that as well as fresh noise.
 """
 
 from __future__ import annotations
 
+import functools
 import zlib
 
 import kaldi_native_fbank as knf
@@ -28,6 +35,25 @@ def dither_rng(seed: int, utt_id: str) -> np.random.Generator:
     Uses crc32 of the UTF-8 utterance id, not ``hash()``, which Python salts per process.
     """
     return np.random.default_rng([seed, zlib.crc32(utt_id.encode("utf-8"))])
+
+
+DITHER_TABLE_SIZE = 1 << 20  # samples of N(0, 1): 4 MiB, 65 s at 16 kHz
+
+
+@functools.lru_cache(maxsize=4)
+def _noise_table(seed: int) -> np.ndarray:
+    return np.random.default_rng([seed, 0x0D17]).standard_normal(
+        DITHER_TABLE_SIZE, dtype=np.float32)
+
+
+def dither_noise(seed: int, utt_id: str, num_samples: int) -> np.ndarray:
+    """``num_samples`` of N(0, 1) noise for one utterance (float32), the same in every run."""
+    table = _noise_table(seed)
+    start = zlib.crc32(utt_id.encode("utf-8"), seed & 0xFFFFFFFF) % DITHER_TABLE_SIZE
+    if start + num_samples <= DITHER_TABLE_SIZE:
+        return table[start:start + num_samples]
+    reps = -(-(start + num_samples) // DITHER_TABLE_SIZE)  # wrap around as often as needed
+    return np.concatenate([table[start:]] + [table] * (reps - 1))[:num_samples]
 
 
 class FeatureExtractor:
@@ -87,11 +113,9 @@ class FeatureExtractor:
         return wave
 
     def _dither(self, wave: np.ndarray, utt_id: str) -> np.ndarray:
-        """``wave + dither * N(0, 1)``, the noise drawn from the utterance's own generator."""
-        noise = dither_rng(self.seed, utt_id).standard_normal(wave.size, dtype=np.float32)
-        noise *= np.float32(self.config.dither)
-        noise += wave
-        return noise
+        """``wave + dither * N(0, 1)``, the noise from the utterance's place in the table."""
+        noise = dither_noise(self.seed, utt_id, wave.size)
+        return wave + np.float32(self.config.dither) * noise
 
     def _run_knf(self, wave: np.ndarray) -> np.ndarray:
         """Run kaldi-native-fbank over the whole utterance; returns ``(T, D)`` float32.
