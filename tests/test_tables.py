@@ -77,3 +77,19 @@ def test_interrupted_writer_leaves_nothing(tmp_path):
         w.write("u1", np.zeros((2, 2), dtype=np.float32))
         raise RuntimeError("killed")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_nan_features_are_refused_naming_file_and_key(tmp_path):
+    from speechssl.data.features import FeatureLoader
+    from speechssl.errors import InputError as Err
+    d = tmp_path / "d"
+    bad = np.ones((4, 2), dtype=np.float32)
+    bad[2, 1] = np.nan
+    with ArkScpWriter(d / "f.ark", d / "feats.scp") as w:
+        w.write("u1", np.ones((3, 2), dtype=np.float32))
+        w.write("u2", bad)
+    write_table(d / "utt2spk", {"u1": "s", "u2": "s"})
+    loader = FeatureLoader(d)
+    assert loader["u1"].shape == (3, 2)
+    with pytest.raises(Err, match=r"feats.scp: key 'u2': features contain NaN"):
+        loader["u2"]
