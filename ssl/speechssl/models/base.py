@@ -1,0 +1,58 @@
+"""The one interface every self-supervised method implements.
+
+The trainer, the extractor and the evaluators know only this interface.  A method is one
+module with one :class:`SSLMethod` subclass and one config dataclass holding the published
+hyperparameters as defaults; adding a method is adding that file and a line in
+``speechssl.models.METHODS``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+
+class SSLMethod(nn.Module):
+    """Base class of the methods.
+
+    Class attributes a method sets:
+
+    - ``name``: its key in ``speechssl.models.METHODS`` and in YAML (``method: apc``).
+    - ``Config``: a dataclass of its model hyperparameters (the YAML ``model:`` section).
+    - ``batch_kind``: which batches it trains on: ``"frames"`` (:class:`FrameBatch`),
+      ``"pairs"`` (:class:`PairBatch`) or ``"views"`` (:class:`ViewBatch`).
+    - ``level``: ``"frame"`` (a vector every 10 ms) or ``"utterance"`` (one embedding).
+    """
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    batch_kind: ClassVar[str]
+    level: ClassVar[str]
+
+    def __init__(self, config: Any, input_dim: int):
+        super().__init__()
+        self.config = config
+        self.input_dim = input_dim
+
+    def loss(self, batch: Any) -> dict[str, torch.Tensor]:
+        """Named loss terms for one batch; ``"loss"`` is the total that is minimised.
+
+        Terms other than ``"loss"`` are logged (detached by the trainer)."""
+        raise NotImplementedError
+
+    def represent(self, feats: torch.Tensor, lengths: torch.Tensor,
+                  layer: int | None = None) -> torch.Tensor:
+        """The representation of padded inputs ``(B, T, D)`` with ``lengths`` ``(B,)``:
+        ``(B, T, H)`` for frame-level methods (same T: one vector per input frame),
+        ``(B, H)`` for utterance-level ones.  ``layer`` picks a hidden layer where a
+        method has several (None: the method's published choice)."""
+        raise NotImplementedError
+
+    def representation_dim(self, layer: int | None = None) -> int:
+        raise NotImplementedError
+
+    def on_step(self, step: int) -> None:
+        """Called by the trainer before each optimisation step (0-based), for methods
+        whose objective changes during training (e.g. the CAE's AE pretraining phase)."""

@@ -1,0 +1,1 @@
+"""Training of self-supervised methods: config, data pipeline glue, trainer, checkpoints."""

@@ -1,0 +1,142 @@
+"""The experiment config: one YAML file with ``method``, ``model``, ``data``, ``optim`` and
+``train`` sections.  ``model`` is checked against the method's own config dataclass.
+
+Every section has its defaults here (or in the method's module) and nowhere else; the
+resolved config, defaults filled in, is what the exp dir and every checkpoint store.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from speechssl.configs import from_dict, to_dict
+from speechssl.errors import InputError
+
+SECTIONS = ("method", "model", "data", "optim", "train")
+
+
+@dataclass
+class AugmentConfig:
+    """Waveform augmentation for on-the-fly (``source: wav``) views, each applied with its
+    probability: additive noise at an SNR in ``snr_db``, a synthetic room reverberation, a
+    random band-pass, a random gain."""
+
+    noise_prob: float = 0.6
+    snr_db: tuple[float, float] = (5.0, 20.0)
+    reverb_prob: float = 0.3
+    bandpass_prob: float = 0.2
+    gain_prob: float = 0.5
+    gain_db: tuple[float, float] = (-6.0, 6.0)
+
+
+@dataclass
+class DataConfig:
+    source: str = "feats"            # "feats": feats.scp (+ cmvn.scp); "wav": wav.scp + torch fbank
+    cmvn: bool = True                # per-speaker mean normalisation from cmvn.scp
+    norm_vars: bool = False          # and variance normalisation
+    delta_order: int = 0             # 2: MFCC 13 -> 39
+    crop_frames: int = 1000          # frame batches: longest crop (frames)
+    min_frames: int = 20             # shorter utterances are skipped (and counted)
+    batch_frames: int = 32000        # frame batches: padded frames per batch, about
+    max_batch_size: int = 64
+    # pairs (CAPC, CAE): same-word tokens from words.ctm, or a list of pairs
+    pairs: str = "words.ctm"         # "words.ctm" or a file "<utt> <s> <e> <utt> <s> <e>"
+    min_word_frames: int = 50        # 0.5 s, Kamper's and van Staden's threshold
+    min_word_chars: int = 5
+    max_pairs_per_type: int = 0      # 0: all N(N-1)/2 pairs of a word type
+    # views (VICReg, SimCLR, ...)
+    view_frames: int = 200           # 2 s crops
+    batch_size: int = 64
+    fbank: dict[str, Any] = field(default_factory=lambda: {"num-mel-bins": 40, "dither": 1.0})
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    num_workers: int = 1             # DataLoader worker processes (0: load in the trainer)
+
+    def __post_init__(self):
+        if self.source not in ("feats", "wav"):
+            raise ValueError(f"data.source must be 'feats' or 'wav', got '{self.source}'")
+
+
+@dataclass
+class OptimConfig:
+    name: str = "adam"               # "adam" or "adamw"
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    weight_decay: float = 0.0
+    warmup_steps: int = 0
+    schedule: str = "constant"       # "constant", "linear" or "cosine" decay after warmup
+    min_lr_ratio: float = 0.0        # decay ends at lr * min_lr_ratio
+    grad_clip: float = 5.0           # max global gradient norm (0: off)
+
+    def __post_init__(self):
+        if self.name not in ("adam", "adamw"):
+            raise ValueError(f"optim.name must be 'adam' or 'adamw', got '{self.name}'")
+        if self.schedule not in ("constant", "linear", "cosine"):
+            raise ValueError("optim.schedule must be constant, linear or cosine, "
+                             f"got '{self.schedule}'")
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 100
+    max_steps: int = 0               # stop after this many steps (0: after `epochs`)
+    seed: int = 0
+    checkpoint_every: int = 1000     # steps; a checkpoint is also written after each epoch
+    keep_checkpoints: int = 2        # older step checkpoints are deleted
+    log_every: int = 50              # steps between TensorBoard points
+    amp: bool = True                 # mixed precision on CUDA (ignored on CPU)
+
+
+@dataclass
+class ExperimentConfig:
+    method: str
+    model: Any                       # the method's Config dataclass
+    data: DataConfig
+    optim: OptimConfig
+    train: TrainConfig
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "model": to_dict(self.model), "data": to_dict(self.data),
+                "optim": to_dict(self.optim), "train": to_dict(self.train)}
+
+
+def experiment_config(raw: dict[str, Any], where: str = "config") -> ExperimentConfig:
+    """Build and check a config from plain data (a parsed YAML file or a checkpoint)."""
+    from speechssl.models import method_class  # the models import torch: only when needed
+
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: expected a mapping with keys {', '.join(SECTIONS)}")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise InputError(f"{where}: unknown key '{unknown[0]}'; valid keys: "
+                         f"{', '.join(SECTIONS)}")
+    if "method" not in raw:
+        raise InputError(f"{where}: 'method' is missing")
+    cls = method_class(raw["method"])
+    return ExperimentConfig(
+        method=raw["method"],
+        model=from_dict(cls.Config, raw.get("model"), f"{where}: model"),
+        data=from_dict(DataConfig, raw.get("data"), f"{where}: data"),
+        optim=from_dict(OptimConfig, raw.get("optim"), f"{where}: optim"),
+        train=from_dict(TrainConfig, raw.get("train"), f"{where}: train"))
+
+
+def load_config(path: str | Path) -> ExperimentConfig:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such config file", path=path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise InputError(f"not valid YAML: {e}", path=path) from None
+    return experiment_config(raw, str(path))
+
+
+def save_config(config: ExperimentConfig, path: str | Path) -> None:
+    from speechssl.fileio import atomic_write
+
+    with atomic_write(path) as f:
+        yaml.safe_dump(config.to_dict(), f, sort_keys=False)
