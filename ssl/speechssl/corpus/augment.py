@@ -38,9 +38,11 @@ def coloured_noise(n: int, slope: float, rng: np.random.Generator) -> np.ndarray
     return noise / max(np.sqrt(np.mean(noise ** 2)), 1e-12)
 
 
-def add_noise(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Noise at a random SNR relative to the power of the speech (non-silent samples)."""
-    snr = rng.uniform(*SNR_DB)
+def add_noise(x: np.ndarray, rng: np.random.Generator,
+              snr_db: tuple[float, float] = SNR_DB) -> np.ndarray:
+    """Noise at a random SNR in ``snr_db`` relative to the power of the speech
+    (non-silent samples)."""
+    snr = rng.uniform(*snr_db)
     slope = NOISE_COLOURS[int(rng.integers(len(NOISE_COLOURS)))]
     active = x[np.abs(x) > 1e-3]
     power = np.mean(active ** 2) if active.size else 1e-6

@@ -1,0 +1,79 @@
+"""Write a trained model's representations of a data dir as a Kaldi archive.
+
+Frame-level models give one vector per input frame (a ``(T, H)`` float matrix per
+utterance, T equal to the input's frame count); utterance-level models give one embedding
+(a float vector).  Inputs are prepared exactly as in training (the config stored in the
+checkpoint says how), without crops or augmentation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+
+from speechssl.cli import run
+from speechssl.data.ark import ArkScpWriter
+from speechssl.errors import InputError, SpeechSSLError
+
+log = logging.getLogger("extract_ssl")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="extract_ssl", description=__doc__)
+    p.add_argument("--layer", type=int, default=None,
+                   help="hidden layer to extract (default: the method's published choice)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--describe", action="store_true",
+                   help="print '<level> <dim>' of the model and exit")
+    p.add_argument("checkpoint")
+    p.add_argument("data_dir", nargs="?")
+    p.add_argument("ark", nargs="?")
+    p.add_argument("scp", nargs="?")
+    args = p.parse_args(argv)
+    if not args.describe and args.scp is None:
+        p.error("need <checkpoint> <data-dir> <ark> <scp>")
+    return args
+
+
+@torch.no_grad()
+def represent(model, feats, layer: int | None, device: str):
+    """(T, D) numpy -> (T, H) or (H,) numpy for one utterance."""
+    x = torch.from_numpy(feats).to(device).unsqueeze(0)             # (1, T, D)
+    lengths = torch.tensor([feats.shape[0]], device=device)
+    out = model.represent(x, lengths, layer=layer)                   # (1, T, H) or (1, H)
+    return out[0].float().cpu().numpy()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from speechssl.train.checkpoint import load_for_inference
+    from speechssl.train.data import utterance_inputs
+
+    args = parse_args(argv)
+    model, config, input_dim = load_for_inference(Path(args.checkpoint), args.device)
+    if args.describe:
+        print(model.level, model.representation_dim(args.layer))
+        return 0
+    done = 0
+    with ArkScpWriter(args.ark, args.scp) as writer:
+        for utt, feats in utterance_inputs(config, args.data_dir):
+            if feats.shape[1] != input_dim:
+                raise InputError(f"input dim {feats.shape[1]} differs from the model's "
+                                 f"{input_dim}; extract from the kind of data it was "
+                                 "trained on", path=args.data_dir, key=utt)
+            out = represent(model, feats, args.layer, args.device)
+            if model.level == "frame" and out.shape[0] != feats.shape[0]:
+                raise SpeechSSLError(f"{utt}: model gave {out.shape[0]} frames for "
+                                     f"{feats.shape[0]} input frames")
+            writer.write(utt, out)
+            done += 1
+    log.info("Wrote %s-level representations of %d utterances (dim %d)",
+             model.level, done, model.representation_dim(args.layer))
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, "extract_ssl")

@@ -1,0 +1,84 @@
+"""Train a self-supervised model (steps/train_ssl.sh runs this).
+
+Writes <exp-dir>/config.yaml (the resolved config, every default filled in),
+<exp-dir>/checkpoints/step-<N>.pt, TensorBoard events in <exp-dir>/tensorboard and, at the
+end, <exp-dir>/final.pt.  Re-running the same command resumes from the newest checkpoint;
+on a finished run it does nothing.  Under torchrun (torchrun --standalone
+--nproc-per-node N -m speechssl.bin.train_ssl ...) each process trains on its share of
+the batches.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+import yaml
+
+from speechssl.cli import run
+from speechssl.errors import InputError
+from speechssl.train.config import ExperimentConfig, experiment_config, load_config
+
+log = logging.getLogger("train_ssl")
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="train_ssl", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", choices=("cpu", "cuda"),
+                   help="where to train (default: cuda if available, else cpu)")
+    p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
+                   help="set a config value, the value read as YAML, e.g. "
+                        "train.max_steps=100 or optim.betas=[0.9,0.98] (repeatable)")
+    p.add_argument("config", help="experiment config (YAML)")
+    p.add_argument("data_dir", help="Kaldi data dir to train on")
+    p.add_argument("exp_dir", help="experiment dir")
+    return p.parse_args(argv)
+
+
+def apply_override(raw: dict[str, Any], override: str) -> None:
+    """Set ``section.key=value`` in a plain config dict.
+
+    >>> raw = {"train": {"max_steps": 0}}
+    >>> apply_override(raw, "train.max_steps=100"); raw
+    {'train': {'max_steps': 100}}
+    """
+    key, sep, value = override.partition("=")
+    if not sep or not key:
+        raise InputError(f"--override '{override}': expected KEY=VALUE, e.g. train.seed=1")
+    *sections, leaf = key.split(".")
+    node = raw
+    for i, name in enumerate(sections):
+        if not isinstance(node.get(name), dict):
+            raise InputError(f"--override '{override}': no config section "
+                             f"'{'.'.join(sections[:i + 1])}'")
+        node = node[name]
+    try:
+        node[leaf] = yaml.safe_load(value)
+    except yaml.YAMLError as e:
+        raise InputError(f"--override '{override}': value is not valid YAML: {e}") from None
+
+
+def resolve_config(path: str, overrides: Sequence[str]) -> ExperimentConfig:
+    config = load_config(path)
+    if not overrides:
+        return config
+    raw = config.to_dict()
+    for override in overrides:
+        apply_override(raw, override)
+    return experiment_config(raw, f"{path} (with --override)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    config = resolve_config(args.config, args.override)
+    from speechssl.train.trainer import train  # imports torch: after the arguments are checked
+
+    train(config, args.data_dir, args.exp_dir, device=args.device)
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, "train_ssl")

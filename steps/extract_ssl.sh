@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Representations of a trained self-supervised model as a new Kaldi data dir.
+# Frame-level models: <dest>/feats.scp holds (T, H) matrices, one vector per input frame
+# (same frame count and shift as the input). Utterance-level models: <dest>/embedding.scp
+# holds one vector per utterance. utt2spk, text, alignments and trials are carried over.
+set -euo pipefail
+# shellcheck source=../path.sh
+. "$(dirname "$(readlink -f "$0")")/../path.sh"
+
+# Begin configuration section.
+nj=4
+cmd=run_local.sh
+checkpoint=final.pt  # which checkpoint of <exp-dir> to use
+layer=               # hidden layer to extract (empty: the method's published choice)
+device=cpu
+# End configuration section.
+
+echo "$0 $*"
+help_message="Usage: $0 [options] <exp-dir> <src-data-dir> <dest-data-dir>
+e.g.: $0 --nj 4 exp/apc data/test_fbank data/test_apc
+Options:
+  --nj <n>                 # number of parallel jobs ($nj)
+  --cmd <job-runner>       # how to run jobs, e.g. run_local.sh or run_slurm.sh ($cmd)
+  --checkpoint <file>      # checkpoint under <exp-dir> ($checkpoint)
+  --layer <k>              # hidden layer (default: the method's choice)
+  --device <cpu|cuda>      # ($device)"
+# shellcheck source=../utils/parse_options.sh
+. "$SPEECHSSL_ROOT/utils/parse_options.sh"
+
+if [ $# -ne 3 ]; then
+  echo "$help_message" >&2
+  exit 1
+fi
+exp=$1
+src=$2
+dest=$3
+model=$exp/$checkpoint
+name=$(basename "$dest")
+[ -f "$model" ] || { echo "$0: no such checkpoint: $model (train it with steps/train_ssl.sh)" >&2; exit 1; }
+
+"$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text --no-wav "$src"
+layer_opt=()
+if [ -n "$layer" ]; then layer_opt=(--layer "$layer"); fi
+read -r level dim < <(python -m speechssl.bin.extract_ssl --describe "${layer_opt[@]}" "$model")
+log "$model: $level-level representations of dim $dim"
+
+# The destination starts as a copy of the source without its features.
+"$SPEECHSSL_ROOT/utils/copy_data_dir.sh" "$src" "$dest"
+rm -f "$dest"/{feats.scp,cmvn.scp,embedding.scp}
+mkdir -p "$dest/log" "$dest/data"
+featdir=$(cd "$dest/data" && pwd)
+sdata=$("$SPEECHSSL_ROOT/utils/split_data.sh" --per-utt "$src" "$nj")
+
+$cmd JOB=1:"$nj" "$dest/log/extract_$name.JOB.log" \
+  python -m speechssl.bin.extract_ssl "${layer_opt[@]}" --device "$device" \
+    "$model" "$sdata/JOB" "$featdir/repr_$name.JOB.ark" "$featdir/repr_$name.JOB.scp"
+
+out=$([ "$level" = frame ] && echo feats.scp || echo embedding.scp)
+for n in $(seq "$nj"); do cat "$featdir/repr_$name.$n.scp"; done | sort > "$dest/$out.tmp"
+mv "$dest/$out.tmp" "$dest/$out"
+num_utts=$(wc -l < "$dest/utt2spk")
+num_out=$(wc -l < "$dest/$out")
+if [ "$num_out" -ne "$num_utts" ]; then
+  echo "$0: representations for $num_out of $num_utts utterances; see $dest/log" >&2
+  exit 1
+fi
+printf '%s\n' "model=$(readlink -f "$model")" "layer=${layer:-default}" "level=$level" \
+  "dim=$dim" > "$dest/ssl_model"
+log "succeeded writing $level-level representations of $name to $dest/$out"
