@@ -13,6 +13,7 @@ cmd=run_local.sh
 checkpoint=final.pt  # which checkpoint of <exp-dir> to use
 layer=               # hidden layer to extract (empty: the method's published choice)
 device=cpu
+num_threads=1        # torch threads per job: more than the cores in all makes every job crawl
 # End configuration section.
 
 echo "$0 $*"
@@ -23,7 +24,8 @@ Options:
   --cmd <job-runner>       # how to run jobs, e.g. run_local.sh or run_slurm.sh ($cmd)
   --checkpoint <file>      # checkpoint under <exp-dir> ($checkpoint)
   --layer <k>              # hidden layer (default: the method's choice)
-  --device <cpu|cuda>      # ($device)"
+  --device <cpu|cuda>      # ($device)
+  --num-threads <n>        # torch threads per job ($num_threads)"
 # shellcheck source=../utils/parse_options.sh
 . "$SPEECHSSL_ROOT/utils/parse_options.sh"
 
@@ -53,6 +55,7 @@ sdata=$("$SPEECHSSL_ROOT/utils/split_data.sh" --per-utt "$src" "$nj")
 
 $cmd JOB=1:"$nj" "$dest/log/extract_$name.JOB.log" \
   python -m speechssl.bin.extract_ssl "${layer_opt[@]}" --device "$device" \
+    --num-threads "$num_threads" \
     "$model" "$sdata/JOB" "$featdir/repr_$name.JOB.ark" "$featdir/repr_$name.JOB.scp"
 
 out=$([ "$level" = frame ] && echo feats.scp || echo embedding.scp)

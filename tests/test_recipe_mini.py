@@ -3,33 +3,18 @@ re-run of the feature stage is safe and reproducible."""
 
 from __future__ import annotations
 
-import shutil
-from pathlib import Path
-
 import kaldiio
 import numpy as np
-import pytest
 
-from conftest import ROOT, sh
+from conftest import sh
+from recipe_fixtures import mini_recipe_fixture  # noqa: F401
 from speechssl.data.validate import Requirements, validate_data_dir
 
 SETS = ("train", "dev", "test")
 
 
-@pytest.fixture(scope="module")
-def recipe(tmp_path_factory) -> Path:
-    """A copy of egs/mini whose links point at this checkout, run to stage 1."""
-    r = tmp_path_factory.mktemp("mini")
-    for name in ("run.sh", "cmd.sh", "conf"):
-        src = ROOT / "egs" / "mini" / name
-        (shutil.copytree if src.is_dir() else shutil.copy)(src, r / name)
-    for name in ("path.sh", "steps", "utils", "local"):
-        (r / name).symlink_to(ROOT / name)
-    sh("./run.sh --preset tiny --nj 2 --stop-stage 1", cwd=r)
-    return r
-
-
-def test_stage_0_and_1_give_validated_dirs_with_everything(recipe):
+def test_stage_0_and_1_give_validated_dirs_with_everything(mini_recipe):
+    recipe = mini_recipe
     for x in SETS:
         d = validate_data_dir(recipe / "data" / x)
         assert {"words.ctm", "phones.ctm", "utt2lang", "spk2gender"} <= {
@@ -48,7 +33,8 @@ def test_stage_0_and_1_give_validated_dirs_with_everything(recipe):
         assert (recipe / "data" / x / "samediff_words").stat().st_size > 0
 
 
-def test_rerunning_the_feature_stage_is_safe_and_identical(recipe):
+def test_rerunning_the_feature_stage_is_safe_and_identical(mini_recipe):
+    recipe = mini_recipe
     scp = recipe / "data" / "dev_fbank" / "feats.scp"
     before = {k: v.copy() for k, v in kaldiio.load_scp(str(scp)).items()}
     sh("./run.sh --preset tiny --nj 2 --stage 1 --stop-stage 1", cwd=recipe)
@@ -58,6 +44,7 @@ def test_rerunning_the_feature_stage_is_safe_and_identical(recipe):
         np.testing.assert_array_equal(mat, after[utt], err_msg=utt)
 
 
-def test_unknown_recipe_option_is_an_error(recipe):
+def test_unknown_recipe_option_is_an_error(mini_recipe):
+    recipe = mini_recipe
     proc = sh("./run.sh --presett tiny", cwd=recipe, check=False)
     assert proc.returncode == 1 and "invalid option --presett" in proc.stderr

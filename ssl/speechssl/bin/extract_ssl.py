@@ -27,6 +27,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--layer", type=int, default=None,
                    help="hidden layer to extract (default: the method's published choice)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--num-threads", type=int, default=1,
+                   help="torch threads; 1 per job, as parallel jobs share the cores")
     p.add_argument("--describe", action="store_true",
                    help="print '<level> <dim>' of the model and exit")
     p.add_argument("checkpoint")
@@ -53,6 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from speechssl.train.data import utterance_inputs
 
     args = parse_args(argv)
+    torch.set_num_threads(args.num_threads)
     model, config, input_dim = load_for_inference(Path(args.checkpoint), args.device)
     if args.describe:
         print(model.level, model.representation_dim(args.layer))

@@ -9,7 +9,9 @@ at lag 0, so no word moves.
 from __future__ import annotations
 
 import numpy as np
-from scipy.signal import butter, fftconvolve, sosfilt
+
+# scipy.signal takes about a second to import: it is imported where it is used, so that
+# programs that only might augment (feature extraction, model extraction) start fast.
 
 RT60 = (0.15, 0.7)           # seconds
 SNR_DB = (5.0, 25.0)
@@ -21,6 +23,8 @@ NOISE_COLOURS = (0.0, 1.0, 2.0)  # spectral slope: white, pink, brown
 
 def reverberate(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
     """Convolve with exponentially decaying noise (60 dB down after RT60), direct path 1."""
+    from scipy.signal import fftconvolve
+
     rt60 = rng.uniform(*RT60)
     t = np.arange(int(rt60 * sr)) / sr
     rir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60) * rng.uniform(0.1, 0.4)
@@ -50,6 +54,8 @@ def add_noise(x: np.ndarray, rng: np.random.Generator,
 
 
 def band_pass(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
+    from scipy.signal import butter, sosfilt
+
     sos = butter(4, [rng.uniform(*BAND_LOW_HZ), rng.uniform(*BAND_HIGH_HZ)], btype="band",
                  fs=sr, output="sos")
     return sosfilt(sos, x)
