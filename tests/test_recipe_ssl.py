@@ -99,3 +99,26 @@ def test_a_rerun_resumes_and_changes_nothing(trained):
     sh("./run.sh --preset tiny --stage 2 --stop-stage 2 --methods apc", cwd=trained)
     assert "already trained (step 40)" in (trained / "exp/apc/log/train.log").read_text()
     assert (trained / "exp" / "apc" / "final.pt").read_bytes() == before
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_published_configs_load_and_restate_the_published_defaults(method):
+    from conftest import ROOT
+    from speechssl.configs import to_dict
+    from speechssl.models import method_class
+    from speechssl.train.config import load_config
+    config = load_config(ROOT / "egs" / "mini" / "conf" / "published" / f"{method}.yaml")
+    assert to_dict(config.model) == to_dict(method_class(method).Config())
+    assert config.method == method
+
+
+def test_unknown_config_keys_are_rejected_with_the_valid_ones(tmp_path):
+    from speechssl.errors import InputError
+    from speechssl.train.config import load_config
+
+    (tmp_path / "x.yaml").write_text("method: apc\nmodel: {hiden: 3}\n")
+    with pytest.raises(InputError, match=r"unknown key .*model.hiden'; valid keys: .*hidden"):
+        load_config(tmp_path / "x.yaml")
+    (tmp_path / "y.yaml").write_text("method: apc\ntrainer: {}\n")
+    with pytest.raises(InputError, match=r"unknown key 'trainer'; valid keys: method, model"):
+        load_config(tmp_path / "y.yaml")
