@@ -179,3 +179,12 @@ def test_errors():
         TorchFbank(MfccConfig())
     with pytest.raises(ValueError, match="too short"):
         TorchFbank(FbankConfig())(torch.zeros(2, 399))
+
+
+def test_in_place_preemphasis_equals_the_differentiable_one():
+    from speechssl.features.torch_fbank import _preemphasize
+
+    frames = torch.randn(3, 5, 400, dtype=torch.float64) * 1000
+    fast = _preemphasize(frames, 0.97)
+    slow = _preemphasize(frames.clone().requires_grad_(True), 0.97)
+    assert torch.allclose(fast, slow.detach(), rtol=0, atol=1e-9)

@@ -173,6 +173,11 @@ def _log_energy(frames: torch.Tensor) -> torch.Tensor:
 
 def _preemphasize(frames: torch.Tensor, coeff: float) -> torch.Tensor:
     """Kaldi's pre-emphasis: ``x[i] -= c x[i-1]`` and ``x[0] -= c x[0]``, per frame."""
-    first = frames[..., :1] * (1.0 - coeff)
-    rest = frames[..., 1:] - coeff * frames[..., :-1]
-    return torch.cat([first, rest], dim=-1)
+    if frames.requires_grad:
+        first = frames[..., :1] * (1.0 - coeff)
+        rest = frames[..., 1:] - coeff * frames[..., :-1]
+        return torch.cat([first, rest], dim=-1)
+    out = torch.empty_like(frames)  # written in place: one pass, no concatenation
+    torch.mul(frames[..., :1], 1.0 - coeff, out=out[..., :1])
+    torch.sub(frames[..., 1:], frames[..., :-1], alpha=coeff, out=out[..., 1:])
+    return out

@@ -35,6 +35,7 @@ there are no speaker stats for on-the-fly features.
 from __future__ import annotations
 
 import logging
+import os
 import struct
 import time
 from collections import Counter
@@ -56,7 +57,7 @@ from speechssl.data.pairs import load_pairs
 from speechssl.dtw import normalise_rows, pair_alignments
 from speechssl.errors import InputError
 from speechssl.features import FbankConfig, add_deltas
-from speechssl.train.augment import augment_view
+from speechssl.train.augment import augment_view, noise_bank
 from speechssl.train.config import ExperimentConfig
 
 log = logging.getLogger(__name__)
@@ -513,7 +514,7 @@ class _WavViewLoader:
         self.samples = _view_samples(fbank, config.data.view_frames)
         self.fbank = _torch_fbank(fbank)
 
-    def _crops(self, u: int, rng: np.random.Generator) -> list[np.ndarray]:
+    def _crops(self, u: int, rng: np.random.Generator, bank: np.ndarray) -> list[np.ndarray]:
         samples, _ = self.audio.read(self.keys[u])  # (N,)
         if samples.size < self.samples:
             raise InputError(f"audio has {samples.size} samples, fewer than one view "
@@ -521,14 +522,22 @@ class _WavViewLoader:
                              path=self.audio.scp_path, key=self.keys[u])
         starts = rng.integers(0, samples.size - self.samples + 1, size=2)
         return [augment_view(samples[s:s + self.samples], rng, self.rate,
-                             self.config.data.augment) for s in starts]
+                             self.config.data.augment, bank) for s in starts]
 
     def __call__(self, spec: _Spec) -> ViewBatch:
         rng = _rng(self.seed, spec.epoch, BATCH_STREAM, spec.index)
-        waves = np.stack([c for u in spec.rows for c in self._crops(u, rng)])  # (2B, N)
+        bank = noise_bank(self.seed, self.rate, self.samples)  # made once per process
+        waves = np.stack([c for u in spec.rows for c in self._crops(u, rng, bank)])  # (2B, N)
         dither = torch.Generator().manual_seed(int(rng.integers(2**62)))
+        wave = torch.from_numpy(waves).mul_(INT16_SCALE)
+        if self.fbank.config.dither > 0:
+            # Kaldi's dither, drawn per sample of the waveform rather than per sample of
+            # each frame: every frame still sees i.i.d. N(0, dither^2) noise, from 2.5x
+            # fewer random numbers (frames overlap).
+            noise = torch.randn(wave.shape, generator=dither, dtype=wave.dtype)
+            wave.add_(noise, alpha=self.fbank.config.dither)
         with torch.no_grad():
-            feats = self.fbank(torch.from_numpy(waves) * INT16_SCALE, generator=dither)
+            feats = self.fbank(wave, dither=0.0)
         both = torch.from_numpy(_wav_postprocess(feats, self.config))  # (2B, T, D)
         return _view_batch(both, [self.keys[u] for u in spec.rows])
 
@@ -555,6 +564,11 @@ def _identity(batch):
 
 def _init_worker(_worker_id: int) -> None:
     torch.set_num_threads(1)  # workers run side by side: one thread each
+    # Lowest CPU priority: with as many training threads as cores, a worker at equal
+    # priority preempts one of them, and the other waits for it at every parallel op
+    # (the step doubles on 2 cores); at nice 19 it runs when a core is free (waits on
+    # data, serial parts), prefetching ahead.
+    os.nice(19)
 
 
 class TrainingData:
