@@ -1,0 +1,66 @@
+"""Same-different evaluation of a data dir's features on a word list: writes
+``<out-dir>/results.json`` (see :mod:`speechssl.eval.samediff` for the definitions)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from speechssl.cli import run
+from speechssl.data.features import FeatureLoader, FeatureTransform
+from speechssl.eval.samediff import METHODS, evaluate
+from speechssl.fileio import atomic_write
+
+log = logging.getLogger("score_samediff")
+
+
+def kaldi_bool(value: str) -> bool:
+    if value not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got '{value}'")
+    return value == "true"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="score_samediff", description=__doc__)
+    p.add_argument("--nj", type=int, default=1, help="processes sharing the pairs")
+    p.add_argument("--method", choices=METHODS, default="dtw")
+    p.add_argument("--cmvn", type=kaldi_bool, default=False,
+                   help="true: subtract the speaker mean (needs cmvn.scp)")
+    p.add_argument("--delta-order", type=int, default=0, help="2 gives MFCC 13 -> 39")
+    p.add_argument("data_dir")
+    p.add_argument("word_list")
+    p.add_argument("out_dir")
+    args = p.parse_args(argv)
+    if args.nj < 1:
+        p.error("--nj must be at least 1")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    transform = FeatureTransform(cmvn=args.cmvn, delta_order=args.delta_order)
+    start = time.perf_counter()
+    results = evaluate(FeatureLoader(args.data_dir, transform), args.word_list,
+                       args.method, args.nj)
+    seconds = time.perf_counter() - start
+    results.update(cmvn=args.cmvn, delta_order=args.delta_order, nj=args.nj,
+                   seconds=round(seconds, 3))
+    out = Path(args.out_dir) / "results.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(out) as f:
+        f.write(json.dumps(results, indent=2) + "\n")
+    log.info("%s: %d segments, %d pairs (%d same) in %.1f s (%.0f pairs/s)", args.method,
+             results["num_segments"], results["num_pairs"], results["num_same_pairs"],
+             seconds, results["num_pairs"] / max(seconds, 1e-9))
+    log.info("AP %.4f PRB %.4f; different speakers AP %s (random %.4f); wrote %s",
+             results["ap"], results["prb"], results["ap_diff_speaker"],
+             results["random_ap"], out)
+    return 0
+
+
+if __name__ == "__main__":
+    run(main, "score_samediff")

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# Same-different word discrimination on a data dir's features (Kamper's samediff): DTW
+# (cosine frame distance over n+m) or 10-frame downsampled embeddings over all pairs of the
+# word list's segments; average precision and precision-recall breakeven, overall and for
+# different-speaker pairs, in <out-dir>/results.json.  One job of --nj processes (the pairs
+# are split between them; the result does not depend on --nj).
+set -euo pipefail
+# shellcheck source=../path.sh
+. "$(dirname "$(readlink -f "$0")")/../path.sh"
+
+# Begin configuration section.
+nj=2
+cmd=run_local.sh
+method=dtw        # dtw | downsample
+cmvn=false        # subtract the speaker's mean (needs cmvn.scp)
+delta_order=0     # 2: MFCC 13 -> 39, as in Kamper's MFCC baseline
+# End configuration section.
+
+echo "$0 $*"
+help_message="Usage: $0 [options] <data-dir> <word-list> <out-dir>
+e.g.: $0 --nj 2 --cmvn true --delta-order 2 data/test_mfcc data/test_mfcc/samediff_words exp/eval/samediff/test_mfcc
+Options:
+  --nj <n>                 # processes sharing the pairs ($nj)
+  --cmd <job-runner>       # how to run the job, e.g. run_local.sh or run_slurm.sh ($cmd)
+  --method <dtw|downsample> # distance between segments ($method)
+  --cmvn <true|false>      # speaker mean normalisation ($cmvn)
+  --delta-order <n>        # deltas to append ($delta_order)"
+# shellcheck source=../utils/parse_options.sh
+. "$SPEECHSSL_ROOT/utils/parse_options.sh"
+
+if [ $# -ne 3 ]; then
+  echo "$help_message" >&2
+  exit 1
+fi
+data=$1
+words=$2
+dir=$3
+
+case "$method" in dtw|downsample) ;; *) echo "$0: --method must be dtw or downsample, got '$method'" >&2; exit 1 ;; esac
+case "$cmvn" in true|false) ;; *) echo "$0: --cmvn must be true or false, got '$cmvn'" >&2; exit 1 ;; esac
+[ -f "$data/feats.scp" ] || { echo "$0: no $data/feats.scp (make features first, e.g. steps/make_mfcc.sh)" >&2; exit 1; }
+[ -f "$words" ] || { echo "$0: no word list $words (the corpus writes samediff_words for dev and test)" >&2; exit 1; }
+if [ "$cmvn" = true ] && [ ! -f "$data/cmvn.scp" ]; then
+  echo "$0: --cmvn true needs $data/cmvn.scp (run steps/compute_cmvn_stats.sh $data)" >&2
+  exit 1
+fi
+"$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text --no-wav "$data"
+
+mkdir -p "$dir/log"
+rm -f "$dir/results.json"
+$cmd "$dir/log/score_samediff.log" \
+  python -m speechssl.bin.score_samediff --nj "$nj" --method "$method" --cmvn "$cmvn" \
+    --delta-order "$delta_order" "$data" "$words" "$dir"
+
+[ -f "$dir/results.json" ] || { echo "$0: no $dir/results.json; see $dir/log/score_samediff.log" >&2; exit 1; }
+printf '%s\n' "data=$(readlink -f "$data")" "word_list=$(readlink -f "$words")" \
+  "method=$method" "cmvn=$cmvn" "delta_order=$delta_order" > "$dir/config"
+grep -h "AP " "$dir/log/score_samediff.log" | sed 's/^.*) //' >&2 || true
+log "succeeded scoring same-different ($method) of $data into $dir/results.json"
