@@ -75,6 +75,7 @@ def bench_method(method: str, data: Path, steps: int) -> dict[str, float]:
             yield batch
 
     pipe_s, frames = timed_steps(run, keep(itertools.islice(batches, steps)))
+    batches.close()  # stop this method's DataLoader workers before the next one forks
     bare_s, _ = timed_steps(run, kept)
     return {"setup_s": setup, "steps": len(kept), "pipeline_fps": frames / pipe_s,
             "bare_fps": frames / bare_s}

@@ -216,3 +216,76 @@ def pair_distances(unit: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> 
         out[p] = dtw(_unit_cost(unit[offsets[a]:offsets[a + 1]],
                                 unit[offsets[b]:offsets[b + 1]]))
     return out
+
+
+@numba.njit(cache=True)
+def _cost(dot: float) -> float:
+    return max(1.0 - dot, 0.0)  # cosine distance of unit rows, rounding below 0 clipped
+
+
+@numba.njit(cache=True)
+def _dtw_columns(dots: np.ndarray, c0: int, c1: int, prev: np.ndarray,
+                 cur: np.ndarray) -> float:
+    """:func:`dtw` of the cosine costs of the column block ``dots[:, c0:c1]`` of unit-row
+    dot products, in place, with caller buffers (no allocation per pair)."""
+    n, m = dots.shape[0], c1 - c0
+    prev[0] = _cost(dots[0, c0])
+    for j in range(1, m):
+        prev[j] = prev[j - 1] + _cost(dots[0, c0 + j])
+    for i in range(1, n):
+        row = dots[i]
+        left = prev[0] + _cost(row[c0])
+        cur[0] = left
+        for j in range(1, m):
+            left = min(prev[j - 1], prev[j], left) + _cost(row[c0 + j])
+            cur[j] = left
+        prev, cur = cur, prev
+    return prev[m - 1] / (n + m)
+
+
+@numba.njit(cache=True)
+def _row_distances(dots: np.ndarray, col_offsets: np.ndarray, first: int,
+                   out: np.ndarray) -> None:
+    """DTW of one segment against segments ``first, first+1, ...`` whose frames are the
+    column blocks ``col_offsets[k]:col_offsets[k+1]`` of ``dots``; fills ``out``."""
+    width = 0
+    for k in range(first, first + out.size):
+        width = max(width, col_offsets[k + 1] - col_offsets[k])
+    prev, cur = np.empty(width), np.empty(width)
+    for p in range(out.size):
+        k = first + p
+        out[p] = _dtw_columns(dots, col_offsets[k], col_offsets[k + 1], prev, cur)
+
+
+def condensed_dtw(unit: np.ndarray, offsets: np.ndarray, lo: int = 0,
+                  hi: int | None = None) -> np.ndarray:
+    """DTW distances (cosine cost) of segment pairs at condensed (``pdist``) indices
+    ``lo:hi``, with ``unit`` and ``offsets`` as in :func:`pair_distances`.
+
+    For each segment, the costs against all later segments come from ONE matrix product
+    of unit rows (BLAS), then compiled DTW runs over column blocks of it: a few ns per
+    cell.  A row's product always spans all its later segments, so a pair's distance does
+    not depend on how ``lo:hi`` cuts the pairs (parallel chunks agree bit for bit).
+    """
+    n = len(offsets) - 1
+    total = n * (n - 1) // 2
+    hi = total if hi is None else hi
+    out = np.empty(hi - lo)
+    a = int(np.searchsorted(_row_starts(n), lo, side="right")) - 1
+    done = 0
+    while done < hi - lo:
+        row_first = a * n - a * (a + 1) // 2          # condensed index of (a, a + 1)
+        skip = lo + done - row_first                   # pairs of this row already done
+        count = min(n - a - 1 - skip, hi - lo - done)
+        x = unit[offsets[a]:offsets[a + 1]]            # (n_a, D)
+        ys = unit[offsets[a + 1]:]                     # (frames of segments a+1.., D)
+        dots = x @ ys.T                                # (n_a, F_after)
+        _row_distances(dots, offsets[a + 1:] - offsets[a + 1], skip, out[done:done + count])
+        done += count
+        a += 1
+    return out
+
+
+def _row_starts(n: int) -> np.ndarray:
+    rows = np.arange(n, dtype=np.int64)
+    return rows * n - rows * (rows + 1) // 2

@@ -39,10 +39,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from speechssl.data.features import FeatureLoader
 from speechssl.data.table import PathLike, iter_table
-from speechssl.dtw import normalise_rows, pair_distances
+from speechssl.dtw import condensed_dtw, normalise_rows
 from speechssl.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -151,9 +152,12 @@ _STATE: dict[str, object] = {}
 def _chunk_distances(bounds: tuple[int, int]) -> np.ndarray:
     """Distances of condensed pairs ``lo:hi`` of the segments in ``_STATE``."""
     lo, hi = bounds
-    pairs = condensed_pairs(_STATE["num"], lo, hi)
     if _STATE["method"] == "dtw":
-        return pair_distances(_STATE["unit"], _STATE["offsets"], pairs)
+        # One BLAS thread per process: --nj processes share the cores, and BLAS threads
+        # on top of them would oversubscribe (nj 2 ran slower than nj 1 without this).
+        with threadpool_limits(1):
+            return condensed_dtw(_STATE["unit"], _STATE["offsets"], lo, hi)
+    pairs = condensed_pairs(_STATE["num"], lo, hi)
     emb = _STATE["unit"]                                          # (N, 10 D), unit rows
     dots = np.einsum("pd,pd->p", emb[pairs[:, 0]], emb[pairs[:, 1]])
     return np.maximum(1.0 - dots, 0.0)
