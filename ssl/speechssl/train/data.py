@@ -36,258 +36,52 @@ from __future__ import annotations
 
 import logging
 import os
-import struct
 import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
-import numba
 import numpy as np
-import soundfile as sf
 import torch
 
-from speechssl.data.ark import read_matrix
 from speechssl.data.audio import AudioReader
 from speechssl.data.batch import FrameBatch, PairBatch, ViewBatch
 from speechssl.data.datadir import DataDir
-from speechssl.data.features import FeatureLoader, FeatureTransform
+from speechssl.data.features import FeatureLoader
 from speechssl.data.pairs import load_pairs
 from speechssl.dtw import normalise_rows, pair_alignments
 from speechssl.errors import InputError
-from speechssl.features import FbankConfig, add_deltas
+from speechssl.features import FbankConfig
 from speechssl.train.augment import augment_view, noise_bank
 from speechssl.train.config import ExperimentConfig
+from speechssl.train.inputs import (
+    INT16_SCALE,
+    fbank_config,
+    feature_frames,
+    feature_transform,
+    input_dim,
+    torch_fbank,
+    utterance_durations,
+    utterance_inputs,
+    wav_postprocess,
+)
+from speechssl.train.plans import (
+    BATCH_STREAM,
+    PLAN_STREAM,
+    BatchSpec,
+    batch_rng,
+    bucket_batches,
+    crop_rows,
+    rank_slice,
+    shuffled,
+)
 
 log = logging.getLogger(__name__)
 
 BATCH_KINDS = ("frames", "pairs", "views")
-BUCKET_SIZE = 100         # utterances sorted by length together before cutting batches
-PLAN_STREAM, BATCH_STREAM = 0, 1
 DUR_MARGIN = 0.01         # seconds: utt2dur is rounded, keep views clear of the end
-INT16_SCALE = 32768.0     # AudioReader gives [-1, 1); Kaldi fbank expects int16 scale
 
-
-def _rng(seed: int, epoch: int, stream: int, index: int = 0) -> np.random.Generator:
-    """The generator of one (seed, epoch, stream, batch index): no global state."""
-    return np.random.default_rng([seed % 2**32, epoch, stream, index])
-
-
-@dataclass(frozen=True)
-class _Spec:
-    """One batch of a plan: its epoch, its index in the epoch's full (all-rank) plan, and
-    its rows (utterance or pair indices, and crops for frames)."""
-
-    epoch: int
-    index: int
-    rows: np.ndarray
-
-
-# ----------------------------------------------------------------- metadata and inputs
-
-def _transform(config: ExperimentConfig) -> FeatureTransform:
-    d = config.data
-    return FeatureTransform(cmvn=d.cmvn, norm_vars=d.norm_vars, delta_order=d.delta_order)
-
-
-def _kaldi_value(value) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
-def fbank_config(config: ExperimentConfig) -> FbankConfig:
-    """The on-the-fly fbank options (``data.fbank``, Kaldi option names)."""
-    opts = {k: _kaldi_value(v) for k, v in config.data.fbank.items()}
-    return FbankConfig.from_kaldi_options(opts, path="data.fbank")
-
-
-def input_dim(config: ExperimentConfig, data_dir) -> int:
-    """The model's input dimension: stored features (after deltas) or fbank bins."""
-    if config.data.source == "wav":
-        return fbank_config(config).dim * (config.data.delta_order + 1)
-    data = DataDir(data_dir)
-    features = FeatureLoader(data, _transform(config))
-    if not features.feats:
-        raise InputError("feats.scp is empty", path=data.path / "feats.scp")
-    return features[next(iter(features.feats))].shape[1]
-
-
-def _header_rows(rx: str) -> int | None:
-    """Rows of a binary matrix from its header alone (``x.ark:offset``); None when the
-    entry is something else (pipe, row range, text), to be loaded instead."""
-    path, _, offset = rx.rpartition(":")
-    if not path or not offset.isdigit() or path.rstrip().endswith("|"):
-        return None
-    with open(path, "rb") as f:
-        f.seek(int(offset))
-        head = f.read(18)
-    if head[:5] in (b"\0BFM ", b"\0BDM ") and head[5:6] == b"\x04":
-        return struct.unpack("<i", head[6:10])[0]
-    if head[:5] == b"\0BCM ":   # token, then min, range (floats), rows, cols
-        return struct.unpack("<i", head[13:17])[0]
-    if head[:6] in (b"\0BCM2 ", b"\0BCM3 "):
-        return struct.unpack("<i", head[14:18])[0]
-    return None
-
-
-def feature_frames(data: DataDir) -> dict[str, int]:
-    """Frames of every utterance of utt2spk: utt2num_frames, or feats.scp headers.
-
-    An utterance without features is an error naming feats.scp and the utterance.
-    """
-    feats = data.table("feats.scp")
-    missing = [u for u in data.utts if u not in feats]
-    if missing:
-        raise InputError(f"{len(missing)} utterances of utt2spk have no features "
-                         "(run utils/fix_data_dir.sh)", path=data.path / "feats.scp",
-                         key=missing[0])
-    if data.has("utt2num_frames"):
-        table = data.table("utt2num_frames")
-        if all(u in table for u in data.utts):
-            return {u: int(table[u]) for u in data.utts}
-    scp = data.path / "feats.scp"
-    out = {}
-    for utt in data.utts:
-        try:
-            rows = _header_rows(feats[utt])
-        except OSError as e:
-            raise InputError(f"cannot read '{feats[utt]}': {e}", path=scp, key=utt) from None
-        out[utt] = rows if rows is not None else read_matrix(feats[utt], scp, utt).shape[0]
-    return out
-
-
-def utterance_durations(data: DataDir) -> dict[str, float]:
-    """Seconds of audio of every utterance: utt2dur, else segments, else the audio."""
-    if data.has("utt2dur"):
-        table = data.table("utt2dur")
-        if all(u in table for u in data.utts):
-            return {u: float(table[u]) for u in data.utts}
-    if data.has("segments"):
-        segs = data.table("segments")
-        return {u: float(segs[u].split()[2]) - float(segs[u].split()[1]) for u in data.utts}
-    reader = AudioReader(data, sample_rate=None)
-    return {utt: _audio_seconds(reader, utt) for utt in data.utts}
-
-
-def _audio_seconds(reader: AudioReader, utt: str) -> float:
-    """Duration from a file's header, or by reading the audio (pipes)."""
-    entry = reader.wav_scp.get(utt, "")
-    if not entry.endswith("|") and Path(entry).is_file():
-        try:
-            info = sf.info(entry)
-            return info.frames / info.samplerate
-        except (sf.LibsndfileError, RuntimeError):
-            pass  # reading it gives the error message with the key
-    samples, rate = reader.read(utt)
-    return samples.size / rate
-
-
-def _normalise(feats: torch.Tensor, means: bool, variances: bool) -> torch.Tensor:
-    """Per-sequence normalisation over time of ``(..., T, D)``: means, and deviations."""
-    if means or variances:
-        feats = feats - feats.mean(dim=-2, keepdim=True)
-    if variances:
-        feats = feats / feats.std(dim=-2, keepdim=True, unbiased=False).clamp_min(1e-5)
-    return feats
-
-
-def _wav_postprocess(feats: torch.Tensor, config: ExperimentConfig) -> np.ndarray:
-    """Normalisation and deltas of on-the-fly fbank ``(..., T, D)`` -> float32 numpy."""
-    d = config.data
-    x = _normalise(feats, d.cmvn, d.norm_vars).numpy()
-    if d.delta_order > 0:
-        flat = x.reshape(-1, *x.shape[-2:])
-        x = np.stack([add_deltas(m, order=d.delta_order) for m in flat]).reshape(
-            *x.shape[:-1], -1)
-    return np.ascontiguousarray(x, dtype=np.float32)
-
-
-def utterance_inputs(config: ExperimentConfig, data_dir) -> Iterator[tuple[str, np.ndarray]]:
-    """Every utterance of ``data_dir`` in utt2spk order, whole, as the model's training
-    inputs were computed (no crop, no augmentation, no dither): ``(utt, (T, D) float32)``.
-
-    For ``source: feats`` T is the utterance's feats.scp frame count.
-    """
-    data = DataDir(data_dir)
-    if config.data.source == "feats":
-        features = FeatureLoader(data, _transform(config))
-        for utt in data.utts:
-            yield utt, features[utt]
-        return
-    fbank_cfg = fbank_config(config)
-    reader = AudioReader(data, sample_rate=int(fbank_cfg.sample_frequency))
-    fbank = _torch_fbank(fbank_cfg)
-    for utt in data.utts:
-        samples, _ = reader.read(utt)
-        if fbank_cfg.num_frames(samples.size) == 0:
-            raise InputError(f"{samples.size} samples are too short for one frame",
-                             path=data.path / "wav.scp", key=utt)
-        with torch.no_grad():
-            feats = fbank(torch.from_numpy(samples) * INT16_SCALE, dither=0.0)  # (T, D)
-        yield utt, _wav_postprocess(feats, config)
-
-
-def _torch_fbank(config: FbankConfig):
-    from speechssl.features.torch_fbank import TorchFbank
-
-    return TorchFbank(config)
-
-
-# ----------------------------------------------------------------- plans
-
-def bucket_batches(lengths: np.ndarray, batch_frames: int, max_batch_size: int,
-                   ) -> list[np.ndarray]:
-    """Cut items (in the given order) into batches of similar lengths: within each run of
-    ``BUCKET_SIZE`` items, longest first, then greedily while the padded size
-    ``len(batch) * max(lengths) <= batch_frames`` and ``len(batch) <= max_batch_size``.
-
-    >>> [b.tolist() for b in bucket_batches(np.array([3, 9, 4, 8]), 16, 8)]
-    [[1], [3, 2], [0]]
-    """
-    lengths = np.asarray(lengths, dtype=np.int64)
-    n = len(lengths)
-    starts = np.arange(0, n, BUCKET_SIZE)
-    bucket = np.repeat(starts, np.diff(np.append(starts, n)))  # (N,) bucket of each item
-    order = np.lexsort((-lengths, bucket))  # by bucket, then longest first (stable)
-    cuts = _greedy_cuts(lengths[order], batch_frames, max_batch_size)
-    return [b for b in np.split(order, cuts) if len(b)]
-
-
-@numba.njit(cache=True)
-def _greedy_cuts(lengths: np.ndarray, batch_frames: int, max_batch_size: int) -> np.ndarray:
-    """Where to cut ``lengths`` so each piece has ``size * max <= batch_frames`` and
-    ``size <= max_batch_size`` (a single longer item stays alone): ``(num_cuts,)``."""
-    cuts = np.empty(len(lengths), dtype=np.int64)
-    num_cuts, size, longest = 0, 0, 0
-    for i in range(len(lengths)):
-        new_longest = max(longest, lengths[i])
-        if size > 0 and ((size + 1) * new_longest > batch_frames or size + 1 > max_batch_size):
-            cuts[num_cuts] = i
-            num_cuts += 1
-            size, new_longest = 0, lengths[i]
-        size += 1
-        longest = new_longest
-    return cuts[:num_cuts]
-
-
-def _crop_rows(lengths: np.ndarray, crop: int, rng: np.random.Generator) -> np.ndarray:
-    """Shuffled ``(N, 3)`` rows ``[utt index, offset, crop length]``: a random window of
-    ``crop`` frames of every utterance longer than that, the whole of the others."""
-    order = rng.permutation(len(lengths))
-    full = lengths[order]
-    size = np.minimum(full, crop)
-    offset = np.floor(rng.random(len(order)) * (full - size + 1)).astype(np.int64)
-    return np.stack([order, offset, size], axis=1).astype(np.int64)
-
-
-def _shuffled(batches: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:
-    return [batches[i] for i in rng.permutation(len(batches))]
-
-
-def rank_slice(items: list, rank: int, world_size: int) -> list:
-    """Items ``rank, rank + W, ...``, truncated so every rank has ``len // W`` of them."""
-    per_rank = len(items) // world_size
-    return items[rank:per_rank * world_size:world_size]
+__all__ = ["TrainingData", "bucket_batches", "fbank_config", "feature_frames", "input_dim",
+           "rank_slice", "utterance_durations", "utterance_inputs"]
 
 
 # ----------------------------------------------------------------- frames
@@ -307,15 +101,15 @@ class _FrameSource:
         self.lengths = np.asarray([frames[u] for u in keep], dtype=np.int64)
         spk_index = {s: i for i, s in enumerate(speakers)}
         speaker_ids = np.asarray([spk_index[data.utt2spk[u]] for u in keep], dtype=np.int64)
-        self.loader = _FrameLoader(FeatureLoader(data, _transform(config)), keep,
+        self.loader = _FrameLoader(FeatureLoader(data, feature_transform(config)), keep,
                                    self.lengths, speaker_ids)
         self.config = d
 
     def plan(self, rng: np.random.Generator) -> list[np.ndarray]:
-        rows = _crop_rows(self.lengths, self.config.crop_frames, rng)  # (N, 3)
+        rows = crop_rows(self.lengths, self.config.crop_frames, rng)  # (N, 3)
         batches = bucket_batches(rows[:, 2], self.config.batch_frames,
                                  self.config.max_batch_size)
-        return _shuffled([rows[b] for b in batches], rng)
+        return shuffled([rows[b] for b in batches], rng)
 
     def describe(self) -> str:
         return f"{len(self.lengths)} utterances ({int(self.lengths.sum())} frames)"
@@ -337,7 +131,7 @@ class _FrameLoader:
                              path=self.features.data.path / "feats.scp", key=self.keys[u])
         return feats
 
-    def __call__(self, spec: _Spec) -> FrameBatch:
+    def __call__(self, spec: BatchSpec) -> FrameBatch:
         rows = spec.rows  # (B, 3): utterance, offset, length
         crops = [self._utterance(u)[off:off + n] for u, off, n in rows]
         return FrameBatch(feats=_pad(crops), lengths=torch.from_numpy(rows[:, 2].copy()),
@@ -368,7 +162,8 @@ class _PairSource:
         self.pairs = pairs
         self.skipped = pairs.skipped
         start = time.perf_counter()
-        feats, offsets = _token_features(pairs.tokens, FeatureLoader(data, _transform(config)))
+        loader = FeatureLoader(data, feature_transform(config))
+        feats, offsets = _token_features(pairs.tokens, loader)
         loaded = time.perf_counter()
         directed = pairs.directed()  # (2P, 2)
         align, align_offsets = pair_alignments(normalise_rows(feats, np.float32), offsets,
@@ -383,7 +178,7 @@ class _PairSource:
         order = rng.permutation(len(self.x_lengths))
         batches = bucket_batches(self.x_lengths[order], self.config.batch_frames,
                                  self.config.max_batch_size)
-        return _shuffled([order[b] for b in batches], rng)
+        return shuffled([order[b] for b in batches], rng)
 
     def describe(self) -> str:
         mb = (self.loader.feats.nbytes + self.loader.align.nbytes) / 2**20
@@ -426,7 +221,7 @@ class _PairLoader:
     def _token(self, k: int) -> np.ndarray:
         return self.feats[self.offsets[k]:self.offsets[k + 1]]
 
-    def __call__(self, spec: _Spec) -> PairBatch:
+    def __call__(self, spec: BatchSpec) -> PairBatch:
         xs, ys, keys = [], [], []
         for d in spec.rows:
             x, y = self.directed[d]
@@ -482,11 +277,11 @@ class _FeatViewLoader:
     """Two random crops of the stored (transformed) features of each utterance."""
 
     def __init__(self, config: ExperimentConfig, data: DataDir, keys: list[str]):
-        self.features = FeatureLoader(data, _transform(config))
+        self.features = FeatureLoader(data, feature_transform(config))
         self.keys, self.frames, self.seed = keys, config.data.view_frames, config.train.seed
 
-    def __call__(self, spec: _Spec) -> ViewBatch:
-        rng = _rng(self.seed, spec.epoch, BATCH_STREAM, spec.index)
+    def __call__(self, spec: BatchSpec) -> ViewBatch:
+        rng = batch_rng(self.seed, spec.epoch, BATCH_STREAM, spec.index)
         views = []
         for u in spec.rows:
             feats = self.features[self.keys[u]]  # (T, D)
@@ -512,7 +307,7 @@ class _WavViewLoader:
         self.rate = int(fbank.sample_frequency)
         self.audio = AudioReader(data, sample_rate=self.rate)
         self.samples = _view_samples(fbank, config.data.view_frames)
-        self.fbank = _torch_fbank(fbank)
+        self.fbank = torch_fbank(fbank)
 
     def _crops(self, u: int, rng: np.random.Generator, bank: np.ndarray) -> list[np.ndarray]:
         samples, _ = self.audio.read(self.keys[u])  # (N,)
@@ -524,8 +319,8 @@ class _WavViewLoader:
         return [augment_view(samples[s:s + self.samples], rng, self.rate,
                              self.config.data.augment, bank) for s in starts]
 
-    def __call__(self, spec: _Spec) -> ViewBatch:
-        rng = _rng(self.seed, spec.epoch, BATCH_STREAM, spec.index)
+    def __call__(self, spec: BatchSpec) -> ViewBatch:
+        rng = batch_rng(self.seed, spec.epoch, BATCH_STREAM, spec.index)
         bank = noise_bank(self.seed, self.rate, self.samples)  # made once per process
         waves = np.stack([c for u in spec.rows for c in self._crops(u, rng, bank)])  # (2B, N)
         dither = torch.Generator().manual_seed(int(rng.integers(2**62)))
@@ -538,7 +333,7 @@ class _WavViewLoader:
             wave.add_(noise, alpha=self.fbank.config.dither)
         with torch.no_grad():
             feats = self.fbank(wave, dither=0.0)
-        both = torch.from_numpy(_wav_postprocess(feats, self.config))  # (2B, T, D)
+        both = torch.from_numpy(wav_postprocess(feats, self.config))  # (2B, T, D)
         return _view_batch(both, [self.keys[u] for u in spec.rows])
 
 
@@ -548,7 +343,7 @@ class _PlanDataset(torch.utils.data.Dataset):
     """Map-style dataset over a slice of a plan: item i is the whole batch ``specs[i]``,
     so DataLoader workers compute batches, never decide what is in them."""
 
-    def __init__(self, loader, specs: list[_Spec]):
+    def __init__(self, loader, specs: list[BatchSpec]):
         self.loader, self.specs = loader, specs
 
     def __len__(self) -> int:
@@ -592,7 +387,7 @@ class TrainingData:
         self.num_speakers = len(speakers)
         self._source = self._make_source(speakers)
         self.input_dim = input_dim(config, self.data.path)
-        self._plans: dict[int, list[_Spec]] = {}
+        self._plans: dict[int, list[BatchSpec]] = {}
         self._counts: dict[int, int] = {}
         if self.num_batches(0) == 0:
             raise InputError(f"no training batches for rank {rank} of {world_size}: "
@@ -610,11 +405,11 @@ class TrainingData:
             return _PairSource(self.config, self.data)
         return _ViewSource(self.config, self.data)
 
-    def _rank_plan(self, epoch: int) -> list[_Spec]:
+    def _rank_plan(self, epoch: int) -> list[BatchSpec]:
         """This rank's batches of ``epoch`` (the two most recent epochs are cached)."""
         if epoch not in self._plans:
-            rng = _rng(self.config.train.seed, epoch, PLAN_STREAM)
-            specs = [_Spec(epoch, i, rows) for i, rows in enumerate(self._source.plan(rng))]
+            rng = batch_rng(self.config.train.seed, epoch, PLAN_STREAM)
+            specs = [BatchSpec(epoch, i, rows) for i, rows in enumerate(self._source.plan(rng))]
             self._plans = {e: p for e, p in self._plans.items() if e == epoch - 1}
             self._plans[epoch] = rank_slice(specs, self.rank, self.world_size)
         return self._plans[epoch]
