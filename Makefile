@@ -32,7 +32,7 @@ test: env
 
 lint: env
 	$(BIN)/ruff check ssl tests bench
-	$(BIN)/shellcheck -x $(sort $(SHELL_SCRIPTS))
+	$(BIN)/shellcheck -x $(sort $(patsubst ./%,%,$(SHELL_SCRIPTS)))
 	$(BIN)/hadolint $(DOCKERFILES)
 
 bench: env
