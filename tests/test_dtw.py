@@ -10,12 +10,12 @@ from scipy.spatial.distance import cdist
 
 from speechssl.dtw import (
     align_to,
+    condensed_dtw,
     cosine_cost,
     dtw,
     dtw_path,
     normalise_rows,
     pair_alignments,
-    pair_distances,
 )
 
 
@@ -139,13 +139,27 @@ def test_batched_kernels_equal_one_pair_at_a_time():
     unit = normalise_rows(frames)
     pairs = np.array([[0, 1], [2, 5], [4, 3], [1, 0]])
     align, align_offsets = pair_alignments(unit, offsets, pairs)
-    distances = pair_distances(unit, offsets, pairs)
     seg = [frames[offsets[k]:offsets[k + 1]] for k in range(6)]
     for p, (a, b) in enumerate(pairs):
         cost = cosine_cost(seg[a], seg[b])
-        assert distances[p] == pytest.approx(dtw(cost), rel=1e-9)
         ix, iy = dtw_path(cost)
         forward = align[align_offsets[p]:align_offsets[p + 1]]
         backward = align[align_offsets[len(pairs) + p]:align_offsets[len(pairs) + p + 1]]
         np.testing.assert_array_equal(forward, align_to(lengths[a], (ix, iy)))
         np.testing.assert_array_equal(backward, align_to(lengths[b], (iy, ix)))
+
+
+def test_condensed_dtw_equals_dtw_of_each_pair_whatever_the_chunks():
+    rng = np.random.default_rng(7)
+    lengths = rng.integers(3, 25, size=7)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    frames = rng.standard_normal((offsets[-1], 8))
+    seg = [frames[offsets[k]:offsets[k + 1]] for k in range(7)]
+    want = [dtw(cosine_cost(seg[a], seg[b])) for a in range(7) for b in range(a + 1, 7)]
+    unit = normalise_rows(frames)
+    whole = condensed_dtw(unit, offsets)
+    np.testing.assert_allclose(whole, want, rtol=1e-9)
+    for cuts in ([0, 1, 21], [0, 5, 6, 13, 21], [0, 20, 21]):  # chunks inside rows too
+        parts = [condensed_dtw(unit, offsets, lo, hi) for lo, hi in zip(cuts, cuts[1:],
+                                                                         strict=False)]
+        np.testing.assert_array_equal(np.concatenate(parts), whole)

@@ -46,7 +46,7 @@ def normalise_rows(x: np.ndarray, dtype=np.float64) -> np.ndarray:
     """``(n, D)`` rows scaled to unit L2 norm (all-zero rows stay zero), C-contiguous.
 
     Normalise each token once when it is compared with many others, then use
-    :func:`normalised_cost`, :func:`pair_alignments` or :func:`pair_distances`.
+    :func:`normalised_cost`, :func:`pair_alignments` or :func:`condensed_dtw`.
     """
     x = np.ascontiguousarray(x, dtype=dtype)
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), NORM_FLOOR)
@@ -206,19 +206,6 @@ def pair_alignments(unit: np.ndarray, offsets: np.ndarray, pairs: np.ndarray,
 
 
 @numba.njit(cache=True)
-def pair_distances(unit: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> np.ndarray:
-    """:func:`dtw` of cosine costs for many pairs of segments: ``(P,)``, with ``unit``,
-    ``offsets`` and ``pairs`` as in :func:`pair_alignments` (e.g. all same-different
-    pairs of a word list, in one compiled loop)."""
-    out = np.empty(pairs.shape[0])
-    for p in range(pairs.shape[0]):
-        a, b = pairs[p, 0], pairs[p, 1]
-        out[p] = dtw(_unit_cost(unit[offsets[a]:offsets[a + 1]],
-                                unit[offsets[b]:offsets[b + 1]]))
-    return out
-
-
-@numba.njit(cache=True)
 def _cost(dot: float) -> float:
     return max(1.0 - dot, 0.0)  # cosine distance of unit rows, rounding below 0 clipped
 
@@ -260,7 +247,8 @@ def _row_distances(dots: np.ndarray, col_offsets: np.ndarray, first: int,
 def condensed_dtw(unit: np.ndarray, offsets: np.ndarray, lo: int = 0,
                   hi: int | None = None) -> np.ndarray:
     """DTW distances (cosine cost) of segment pairs at condensed (``pdist``) indices
-    ``lo:hi``, with ``unit`` and ``offsets`` as in :func:`pair_distances`.
+    ``lo:hi``; ``unit``: ``(F, D)`` L2-normalised frames, segment s at rows
+    ``offsets[s]:offsets[s+1]`` (as in :func:`pair_alignments`).
 
     For each segment, the costs against all later segments come from ONE matrix product
     of unit rows (BLAS), then compiled DTW runs over column blocks of it: a few ns per

@@ -11,7 +11,6 @@ the batches.
 from __future__ import annotations
 
 import argparse
-import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,8 +19,6 @@ import yaml
 from speechssl.cli import run
 from speechssl.errors import InputError
 from speechssl.train.config import ExperimentConfig, experiment_config, load_config
-
-log = logging.getLogger("train_ssl")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

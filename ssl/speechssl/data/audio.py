@@ -8,7 +8,6 @@ that no longer match a model trained on the original rate.
 from __future__ import annotations
 
 import io
-import logging
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,8 +19,6 @@ import soundfile as sf
 
 from speechssl.data.datadir import DataDir
 from speechssl.errors import InputError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)

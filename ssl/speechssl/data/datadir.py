@@ -7,7 +7,6 @@ fixing, splitting and subsetting are all driven by that declaration.
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,8 +14,6 @@ from pathlib import Path
 
 from speechssl.data.table import PathLike, read_table
 from speechssl.errors import InputError
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -46,10 +43,7 @@ TABLES: dict[str, TableSpec] = {
     "reco2dur": TableSpec("rec", 2, 2, "positive_float"),
 }
 
-# Tables with one line per utterance that must list exactly the utterances of utt2spk.
-# text may legitimately be missing an utterance in Kaldi only after fix_data_dir, so it
-# is held to the same rule.
-EXAMPLES_SHOWN = 5
+EXAMPLES_SHOWN = 5  # ids quoted in an error message about mismatched tables
 
 
 def _check_value(name: str, spec: TableSpec, path: Path, table: dict[str, str]) -> None:

@@ -22,7 +22,6 @@ reads it as ``paste -d' ' scores trials | awk '{print $3, $6}' | compute-eer -``
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +35,6 @@ from speechssl.data.table import PathLike
 from speechssl.data.trials import Trial
 from speechssl.errors import InputError
 from speechssl.fileio import atomic_write
-
-log = logging.getLogger(__name__)
 
 # Largest (unique enroll x unique test) score matrix built in one piece; beyond it the
 # trials are scored row-wise in chunks of this many.

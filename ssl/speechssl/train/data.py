@@ -34,7 +34,6 @@ there are no speaker stats for on-the-fly features.
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections import Counter
@@ -74,8 +73,6 @@ from speechssl.train.plans import (
     rank_slice,
     shuffled,
 )
-
-log = logging.getLogger(__name__)
 
 BATCH_KINDS = ("frames", "pairs", "views")
 DUR_MARGIN = 0.01         # seconds: utt2dur is rounded, keep views clear of the end
