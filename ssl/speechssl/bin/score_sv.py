@@ -70,11 +70,12 @@ def load_training(train_dir: str | None, cmvn: bool, dim: int):
 
 def results(target: np.ndarray, nontarget: np.ndarray, args, source: str) -> dict:
     eer, threshold = compute_eer(target, nontarget)
-    return {"eer": round(eer, 4),
+    return {"task": f"sv_{args.backend}", "eer": round(eer, 4),
             "min_dcf_0.01": round(compute_min_dcf(target, nontarget, 0.01)[0], 4),
             "min_dcf_0.001": round(compute_min_dcf(target, nontarget, 0.001)[0], 4),
             "num_trials": int(target.size + nontarget.size), "num_target": int(target.size),
             "backend": args.backend, "features": Path(args.data_dir).name,
+            "data_dir": str(Path(args.data_dir).resolve()),
             "input": source, "eer_threshold": threshold,
             "train_dir": args.train_dir, "mean_norm": args.mean_norm,
             "length_norm": args.length_norm, "lda_dim": args.lda_dim, "cmvn": args.cmvn}

@@ -268,7 +268,9 @@ def evaluate(loader: FeatureLoader, word_list: PathLike, method: str = "dtw", nj
     feats = cut_segments(loader, segments, word_list)
     dist = pairwise_distances(feats, method, nj)
     results = score(segments, dist)
-    results.update(method=method, features=str(Path(loader.data.path).resolve()),
+    data_dir = Path(loader.data.path).resolve()
+    results.update(task=f"samediff_{method}", method=method, features=data_dir.name,
+                   data_dir=str(data_dir),
                    word_list=str(Path(word_list).resolve()),
                    feature_dim=int(feats[0].shape[1]))
     return results
