@@ -9,7 +9,13 @@ import pytest
 
 from conftest import sh
 from speechssl.data.datadir import DataDir
-from speechssl.data.edit import fix_data_dir, split_data_dir, split_points, write_subset
+from speechssl.data.edit import (
+    fix_data_dir,
+    split_data_dir,
+    split_points,
+    spread_per_speaker,
+    write_subset,
+)
 from speechssl.data.table import read_table, write_table
 from speechssl.data.validate import Requirements, validate_data_dir
 from speechssl.errors import InputError
@@ -162,6 +168,9 @@ def test_subset_forms(data_dir, root, tmp_path):
     assert DataDir(tmp_path / "first").utts == ["spk0-utt0", "spk0-utt1"]
     sh(f"utils/subset_data_dir.sh {data_dir} 3 {tmp_path}/even", cwd=root)
     assert DataDir(tmp_path / "even").utts == ["spk0-utt0", "spk1-utt0", "spk2-utt0"]
+    sh(f"utils/subset_data_dir.sh --per-spk {data_dir} 2 {tmp_path}/per", cwd=root)
+    assert validate_data_dir(tmp_path / "per").utts == [
+        f"spk{s}-utt{u}" for s in range(3) for u in range(2)]
     (tmp_path / "spk").write_text("spk1\n")
     sh(f"utils/subset_data_dir.sh --spk-list {tmp_path}/spk {data_dir} {tmp_path}/s1", cwd=root)
     assert validate_data_dir(tmp_path / "s1").utts == ["spk1-utt0", "spk1-utt1", "spk1-utt2"]
@@ -196,3 +205,18 @@ def test_copy_data_dir_keeps_plain_files_not_folders(data_dir, root, tmp_path):
     assert d.utts == DataDir(data_dir).utts
     assert (tmp_path / "copy" / "words.ctm").read_text().startswith("spk0-utt0 1")
     assert not (tmp_path / "copy" / "split2").exists()
+
+
+@pytest.mark.parametrize("num_utts", range(1, 12))
+@pytest.mark.parametrize("n", [1, 2, 3, 5])
+def test_spread_per_speaker_matches_kaldi_awk(num_utts, n):
+    # Kaldi's subset_data_dir.sh --per-spk, transcribed from its awk program (1-based fields)
+    fields = ["spk"] + [f"u{i}" for i in range(num_utts)]
+    nf, skip = len(fields), 1
+    while n * (skip + 1) <= nf - 1:
+        skip += 1
+    x, expected = 2, []
+    while x <= nf and x <= n * skip + 1:
+        expected.append(fields[x - 1])
+        x += skip
+    assert spread_per_speaker(fields[1:], n) == expected

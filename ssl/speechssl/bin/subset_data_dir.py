@@ -1,5 +1,5 @@
 """Copy part of a data dir (utils/subset_data_dir.sh): by utterance or speaker list,
-the first or last N utterances, or N utterances spread evenly over the set."""
+the first or last N utterances, N utterances spread evenly over the set, or N per speaker."""
 
 from __future__ import annotations
 
@@ -24,6 +24,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     how.add_argument("--first", type=int, metavar="N")
     how.add_argument("--last", type=int, metavar="N")
     how.add_argument("--num", type=int, metavar="N", help="N utterances spread evenly")
+    how.add_argument("--per-spk", type=int, metavar="N",
+                     help="up to N utterances of each speaker, spread evenly")
     p.add_argument("src_dir")
     p.add_argument("dest_dir")
     return p.parse_args(argv)
@@ -40,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         src,
         utt_list=_first_fields(args.utt_list) if args.utt_list else None,
         spk_list=_first_fields(args.spk_list) if args.spk_list else None,
-        first=args.first, last=args.last, num=args.num)
+        first=args.first, last=args.last, num=args.num, per_spk=args.per_spk)
     write_subset(src, args.dest_dir, utts)
     log.info("Wrote %d of %d utterances of %s to %s", len(utts), len(src.utts),
              args.src_dir, args.dest_dir)

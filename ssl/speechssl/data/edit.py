@@ -161,10 +161,18 @@ def _split_is_fresh(d: DataDir, parts: list[Path]) -> bool:
 
 def select_utterances(d: DataDir, utt_list: Sequence[str] | None = None,
                       spk_list: Sequence[str] | None = None, first: int | None = None,
-                      last: int | None = None, num: int | None = None) -> list[str]:
+                      last: int | None = None, num: int | None = None,
+                      per_spk: int | None = None) -> list[str]:
     """Choose utterances as ``utils/subset_data_dir.sh`` does: by list, first/last N,
-    or N spread evenly over the whole set (Kaldi's default for a bare N)."""
+    N spread evenly over the whole set (Kaldi's default for a bare N), or up to N of each
+    speaker spread evenly over its utterances (``--per-spk``)."""
     utts = d.utts
+    if per_spk is not None:
+        if per_spk < 1:
+            raise InputError(f"need at least 1 utterance per speaker, got {per_spk}",
+                             path=d.path)
+        return sorted(u for spk_utts in d.spk2utt().values()
+                      for u in spread_per_speaker(spk_utts, per_spk))
     if utt_list is not None:
         missing = set(utt_list) - set(utts)
         if missing:
@@ -182,6 +190,19 @@ def select_utterances(d: DataDir, utt_list: Sequence[str] | None = None,
     if last is not None:
         return utts[-count:]
     return [utts[(i * len(utts)) // count] for i in range(count)]
+
+
+def spread_per_speaker(utts: Sequence[str], n: int) -> list[str]:
+    """Kaldi's ``--per-spk`` choice: every k-th utterance from the first, with the largest
+    k that still gives n, so a speaker with fewer than n keeps all.
+
+    >>> spread_per_speaker(list("abcdefg"), 3), spread_per_speaker(list("ab"), 3)
+    (['a', 'c', 'e'], ['a', 'b'])
+    """
+    skip = 1
+    while n * (skip + 1) <= len(utts):
+        skip += 1
+    return list(utts[: n * skip : skip])
 
 
 def copy_data_dir(src: PathLike, dest: PathLike) -> Path:
