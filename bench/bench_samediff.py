@@ -1,11 +1,13 @@
 """Same-different DTW speed: pairs per second of speechssl.eval.samediff at --nj 1 and 2
 against a reference DTW on the same pairs, measured in the same run.
 
-The reference is what a careful pure-Python implementation does: the cosine cost matrix
-of a pair from one NumPy product, then the textbook double loop over it in plain Python.
-It is timed on a random subset of the pairs and scaled per pair.  Targets: at least 500x
-the reference per core, near-linear scaling with --nj.  Uses the test set of the default
-mini corpus in bench/out/train/data (generated if missing), MFCC + deltas with CMVN.
+Two references, timed on a random subset of the pairs and scaled per pair: the cosine
+cost matrix of a pair from one NumPy product, then the textbook double loop over it in
+Python, indexing the NumPy arrays cell by cell ("textbook"), and the same loop over Python
+lists (``.tolist()`` first: what a careful pure-Python implementation does, about 5x
+faster).  Targets: at least 500x the reference per core, near-linear scaling with --nj.
+Uses the test set of the default mini corpus in bench/out/train/data (generated if
+missing), MFCC + deltas with CMVN.
 
     python bench/bench_samediff.py [--ref-pairs 300]
 """
@@ -51,8 +53,27 @@ def test_mfcc() -> Path:
     return data
 
 
+def textbook_dtw(x: np.ndarray, y: np.ndarray) -> float:
+    """One NumPy product for the costs, then the textbook double loop over NumPy arrays."""
+    cost = normalised_cost(normalise_rows(x), normalise_rows(y))
+    n, m = cost.shape
+    acc = np.zeros((n, m))
+    for i in range(n):
+        for j in range(m):
+            if i == 0 and j == 0:
+                best = 0.0
+            elif i == 0:
+                best = acc[0, j - 1]
+            elif j == 0:
+                best = acc[i - 1, 0]
+            else:
+                best = min(acc[i - 1, j - 1], acc[i - 1, j], acc[i, j - 1])
+            acc[i, j] = best + cost[i, j]
+    return acc[n - 1, m - 1] / (n + m)
+
+
 def reference_dtw(x: np.ndarray, y: np.ndarray) -> float:
-    """One NumPy product for the costs, then the textbook double loop in Python."""
+    """The same loop over Python lists."""
     cost = normalised_cost(normalise_rows(x), normalise_rows(y)).tolist()
     n, m = len(cost), len(cost[0])
     acc = [[0.0] * m for _ in range(n)]
@@ -96,20 +117,22 @@ def main() -> None:
     rng = np.random.default_rng(0)
     sample = rng.choice(pairs, size=min(args.ref_pairs, pairs), replace=False)
     ij = samediff.condensed_pairs(num, 0, pairs)[sample]
-    start = time.perf_counter()
-    ref = [reference_dtw(segs[a], segs[b]) for a, b in ij]
-    t_ref = time.perf_counter() - start
-    np.testing.assert_allclose(d1[sample], ref, atol=1e-9)
-    ref_per_pair = t_ref / len(sample)
+    per_pair = {}
+    for name, fn in (("textbook (NumPy arrays)", textbook_dtw), ("lists", reference_dtw)):
+        start = time.perf_counter()
+        ref = [fn(segs[a], segs[b]) for a, b in ij]
+        per_pair[name] = (time.perf_counter() - start) / len(sample)
+        np.testing.assert_allclose(d1[sample], ref, atol=1e-9)
 
     print(f"{num} segments ({lengths.mean():.1f} frames mean, dim {segs[0].shape[1]}), "
           f"{pairs} pairs, {cells:.3g} DTW cells; {os.cpu_count()} CPUs")
-    print(f"reference (NumPy cost + Python loop): {1 / ref_per_pair:10.0f} pairs/s "
-          f"({len(sample)} pairs timed)")
+    for name, t_pair in per_pair.items():
+        print(f"reference, {name}: {1 / t_pair:10.0f} pairs/s ({len(sample)} pairs timed)")
     for nj, t in ((1, t1), (2, t2)):
+        ratios = ", ".join(f"{t_pair * pairs / t / nj:.0f}x {name.split()[0]}"
+                           for name, t_pair in per_pair.items())
         print(f"speechssl --nj {nj}: {pairs / t:10.0f} pairs/s, {t:.2f} s, "
-              f"{t * nj * 1e9 / cells:.2f} ns/cell/core, "
-              f"{ref_per_pair * pairs / t / nj:.0f}x reference per core")
+              f"{t * nj * 1e9 / cells:.2f} ns/cell/core, per core: {ratios}")
     print(f"scaling nj 2 / nj 1: {t1 / t2:.2f}x")
 
 

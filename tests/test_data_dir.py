@@ -186,6 +186,19 @@ def test_write_subset_carries_frame_shift(data_dir, tmp_path):
     assert (tmp_path / "sub" / "frame_shift").read_text() == "0.01\n"
 
 
+def test_write_subset_keeps_alignments_and_embeddings_of_its_utterances(data_dir, tmp_path):
+    (data_dir / "words.ctm").write_text("spk0-utt0 1 0.0 0.5 a\nspk2-utt1 1 0.0 0.3 b\n"
+                                        "spk2-utt1 1 0.3 0.2 c\n")
+    (data_dir / "phone_ali").write_text("spk2-utt1 1 1 2\nspk1-utt0 3 3\n")
+    (data_dir / "embedding.scp").write_text(
+        "".join(f"spk{s}-utt{u} e.ark:{s * 3 + u}\n" for s in range(3) for u in range(3)))
+    write_subset(DataDir(data_dir), tmp_path / "sub", ["spk2-utt1", "spk1-utt0"])
+    sub = tmp_path / "sub"
+    assert (sub / "words.ctm").read_text() == "spk2-utt1 1 0.0 0.3 b\nspk2-utt1 1 0.3 0.2 c\n"
+    assert (sub / "phone_ali").read_text() == "spk2-utt1 1 1 2\nspk1-utt0 3 3\n"
+    assert (sub / "embedding.scp").read_text() == "spk1-utt0 e.ark:3\nspk2-utt1 e.ark:7\n"
+
+
 def test_filter_scp_and_spk2utt(data_dir, root, tmp_path):
     (tmp_path / "ids").write_text("spk0-utt1\nspk2-utt0\n")
     out = sh(f"utils/filter_scp.sh {tmp_path}/ids {data_dir}/utt2spk", cwd=root).stdout

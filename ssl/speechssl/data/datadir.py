@@ -32,6 +32,7 @@ TABLES: dict[str, TableSpec] = {
     "reco2file_and_channel": TableSpec("rec", 3, 3),
     "text": TableSpec("utt", 1),
     "feats.scp": TableSpec("utt", 2, 2),
+    "embedding.scp": TableSpec("utt", 2, 2),   # one vector per utterance (extract_ssl.sh)
     "vad.scp": TableSpec("utt", 2, 2),
     "utt2num_frames": TableSpec("utt", 2, 2, "int"),
     "utt2dur": TableSpec("utt", 2, 2, "positive_float"),

@@ -14,11 +14,15 @@ from pathlib import Path
 from speechssl.data.datadir import TABLES, DataDir, _examples
 from speechssl.data.table import PathLike, iter_table, write_table
 from speechssl.errors import InputError
+from speechssl.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 
 # Plain files copied unchanged into every subset.
 COPIED_FILES = ("frame_shift",)
+# Alignments, several lines per utterance (or per recording, with segments): a subset
+# keeps the lines of its utterances and recordings, in their order.
+ALIGNMENT_FILES = ("words.ctm", "phones.ctm", "phone_ali")
 
 
 def write_subset(src: DataDir, dest: PathLike, utts: Iterable[str]) -> Path:
@@ -42,7 +46,18 @@ def write_subset(src: DataDir, dest: PathLike, utts: Iterable[str]) -> Path:
     for name in COPIED_FILES:
         if (src.path / name).is_file():
             shutil.copyfile(src.path / name, dest / name)
+    for name in ALIGNMENT_FILES:
+        if (src.path / name).is_file():
+            _filter_alignment(src.path / name, dest / name, keep | ids["rec"])
     return dest
+
+
+def _filter_alignment(src: Path, dest: Path, ids: set[str]) -> None:
+    with open(src, encoding="utf-8") as fin, atomic_write(dest) as fout:
+        for line in fin:
+            fields = line.split(maxsplit=1)
+            if fields and fields[0] in ids:
+                fout.write(line)
 
 
 def _read_for_fixing(path: Path, name: str) -> dict[str, str]:

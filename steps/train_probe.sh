@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Probing classifiers (the CPC paper's protocol): a linear (or one-hidden-layer) softmax
+# classifier trained on <train-data-dir>'s representations, accuracy on <test-data-dir>'s.
+#   phone:    one example per frame; labels from <data>/phone_ali (one label per frame)
+#             or <data>/phones.ctm (the phone at each frame's centre)
+#   speaker:  one example per utterance (feats.scp mean-pooled, or embedding.scp); test
+#             utterances are held-out utterances of the training speakers (utt2spk)
+#   language: as speaker, labels from utt2lang; test speakers are held out (disjoint)
+# Writes <exp-dir>/results.json, probe.pt (the classifier) and per_class.txt.
+set -euo pipefail
+# shellcheck source=../path.sh
+. "$(dirname "$(readlink -f "$0")")/../path.sh"
+
+# Begin configuration section.
+cmd=run_local.sh
+task=              # phone | speaker | language
+hidden_dim=0       # 0: linear; > 0: one hidden ReLU layer of this width
+cmvn=false         # subtract the speaker's mean from frame features (needs cmvn.scp)
+delta_order=0      # 2: MFCC 13 -> 39
+epochs=            # empty: the task's default (speechssl.eval.probe.TASK_DEFAULTS)
+lr=                # Adam learning rate; empty: the task's default
+batch_size=        # empty: the task's default
+seed=0
+device=cpu
+# End configuration section.
+
+echo "$0 $*"
+help_message="Usage: $0 --task <phone|speaker|language> [options] <train-data-dir> <test-data-dir> <exp-dir>
+e.g.: $0 --task phone --cmvn true --delta-order 2 data/train_mfcc data/test_mfcc exp/probe/phone_mfcc
+Options:
+  --task <phone|speaker|language> # what to classify (required)
+  --cmd <job-runner>       # how to run the job, e.g. run_local.sh or run_slurm.sh ($cmd)
+  --hidden-dim <n>         # 0 for a linear probe ($hidden_dim)
+  --cmvn <true|false>      # speaker mean normalisation of frame features ($cmvn)
+  --delta-order <n>        # deltas to append ($delta_order)
+  --epochs <n>             # training epochs (default: per task)
+  --lr <x>                 # Adam learning rate (default: per task)
+  --batch-size <n>         # minibatch size (default: per task)
+  --seed <n>               # initialisation and shuffling ($seed)
+  --device <cpu|cuda>      # ($device)"
+# shellcheck source=../utils/parse_options.sh
+. "$SPEECHSSL_ROOT/utils/parse_options.sh"
+
+if [ $# -ne 3 ]; then
+  echo "$help_message" >&2
+  exit 1
+fi
+train=$1
+test=$2
+dir=$3
+
+case "$task" in
+  phone|speaker|language) ;;
+  *) echo "$0: --task must be phone, speaker or language, got '$task'" >&2; exit 1 ;;
+esac
+case "$cmvn" in true|false) ;; *) echo "$0: --cmvn must be true or false, got '$cmvn'" >&2; exit 1 ;; esac
+for data in "$train" "$test"; do
+  if [ ! -f "$data/feats.scp" ] && [ ! -f "$data/embedding.scp" ]; then
+    echo "$0: $data has no feats.scp or embedding.scp (run steps/make_mfcc.sh or steps/extract_ssl.sh)" >&2
+    exit 1
+  fi
+  if [ "$cmvn" = true ] && [ -f "$data/feats.scp" ] && [ ! -f "$data/cmvn.scp" ]; then
+    echo "$0: --cmvn true needs $data/cmvn.scp (run steps/compute_cmvn_stats.sh $data)" >&2
+    exit 1
+  fi
+  "$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text --no-wav "$data"
+done
+opts=(--task "$task" --hidden-dim "$hidden_dim" --cmvn "$cmvn" --delta-order "$delta_order"
+      --seed "$seed" --device "$device")
+[ -z "$epochs" ] || opts+=(--epochs "$epochs")
+[ -z "$lr" ] || opts+=(--lr "$lr")
+[ -z "$batch_size" ] || opts+=(--batch-size "$batch_size")
+
+mkdir -p "$dir/log"
+rm -f "$dir/results.json"
+$cmd "$dir/log/train_probe.log" \
+  python -m speechssl.bin.train_probe "${opts[@]}" "$train" "$test" "$dir"
+
+[ -f "$dir/results.json" ] || { echo "$0: no $dir/results.json; see $dir/log/train_probe.log" >&2; exit 1; }
+printf '%s\n' "train=$(readlink -f "$train")" "test=$(readlink -f "$test")" "task=$task" \
+  "hidden_dim=$hidden_dim" "cmvn=$cmvn" "delta_order=$delta_order" "epochs=${epochs:-default}" \
+  "lr=${lr:-default}" "batch_size=${batch_size:-default}" "seed=$seed" > "$dir/config"
+grep -h "accuracy " "$dir/log/train_probe.log" | sed 's/^.*) //' >&2 || true
+log "succeeded training the $task probe on $train, tested on $test: $dir/results.json"
