@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# Acoustic word embeddings with the CAE-RNN (Kamper 2019; van Staden & Kamper 2021) on any
+# frame-level features: per seed, AE pretraining on the word tokens of <train-data-dir>/
+# words.ctm, then the correspondence AE on its same-word pairs; the word list's segments of
+# <test-data-dir> are embedded and scored by same-different AP (cosine distance, all pairs).
+# Writes <exp-dir>/seed<N>/{final.pt,config.yaml,embeddings.ark,embeddings.scp,results.json}
+# and <exp-dir>/results.json (AP mean and standard deviation over the seeds).  Re-running
+# reuses the seeds that finished with the same inputs and config.
+set -euo pipefail
+# shellcheck source=../path.sh
+. "$(dirname "$(readlink -f "$0")")/../path.sh"
+
+echo "$0 $*"
+# --config names the YAML model config here, while utils/parse_options.sh would source it as
+# bash: take it out of the arguments before the options are parsed.
+awe_config=
+args=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --config) [ $# -ge 2 ] || { echo "$0: option --config needs a value" >&2; exit 1; }
+              awe_config=$2; shift 2 ;;
+    --config=*) awe_config=${1#--config=}; shift ;;
+    --) break ;;
+    --*=*) args+=("$1"); shift ;;
+    --*) args+=("$1"); shift
+         if [ $# -gt 0 ]; then args+=("$1"); shift; fi ;;
+    *) break ;;
+  esac
+done
+set -- ${args[@]+"${args[@]}"} "$@"
+
+# Begin configuration section.
+cmd=run_local.sh
+nj=1              # parallel jobs sharing the seeds (each uses one CPU thread)
+seeds="0"         # one model per seed, e.g. "0 1 2 3 4" (van Staden & Kamper: 5 seeds)
+cmvn=false        # subtract the speaker's mean (needs cmvn.scp); false for SSL features
+norm_vars=false   # also divide by the speaker's standard deviation (Kamper's MFCCs are)
+delta_order=0     # 2: MFCC 13 -> 39
+device=           # cpu or cuda (default: cuda if available)
+# End configuration section.
+
+help_message="Usage: $0 [options] <train-data-dir> <test-data-dir> <test-word-list> <exp-dir>
+e.g.: $0 --config conf/awe.yaml --seeds '0 1' --cmvn true --norm-vars true --delta-order 2 \\
+        data/train_mfcc data/test_mfcc data/test_mfcc/samediff_words exp/awe/mfcc
+Options:
+  --config <yaml>           # AWE config (default: the published settings)
+  --cmd <job-runner>        # how to run the jobs, e.g. run_local.sh or run_slurm.sh ($cmd)
+  --nj <n>                  # parallel jobs; seeds are shared between them ($nj)
+  --seeds <'s1 s2 ...'>     # seeds, one model each ($seeds)
+  --cmvn <true|false>       # speaker mean normalisation ($cmvn)
+  --norm-vars <true|false>  # speaker variance normalisation too ($norm_vars)
+  --delta-order <n>         # deltas to append ($delta_order)
+  --device <cpu|cuda>       # where to train (default: cuda if available)"
+# shellcheck source=../utils/parse_options.sh
+. "$SPEECHSSL_ROOT/utils/parse_options.sh"
+
+if [ $# -ne 4 ]; then
+  echo "$help_message" >&2
+  exit 1
+fi
+train=$1
+test=$2
+words=$3
+dir=$4
+
+for b in cmvn norm_vars; do
+  case ${!b} in true|false) ;; *) echo "$0: --${b//_/-} must be true or false, got '${!b}'" >&2; exit 1 ;; esac
+done
+case $nj in '' | *[!0-9]* | 0) echo "$0: --nj must be a positive integer, got '$nj'" >&2; exit 1 ;; esac
+case $device in '' | cpu | cuda) ;; *) echo "$0: --device must be cpu or cuda, got '$device'" >&2; exit 1 ;; esac
+if [ -n "$awe_config" ] && [ ! -f "$awe_config" ]; then
+  echo "$0: no such config file: $awe_config" >&2
+  exit 1
+fi
+for d in "$train" "$test"; do
+  [ -f "$d/feats.scp" ] || { echo "$0: no $d/feats.scp (make features first, e.g. steps/make_mfcc.sh)" >&2; exit 1; }
+  if { [ "$cmvn" = true ] || [ "$norm_vars" = true ]; } && [ ! -f "$d/cmvn.scp" ]; then
+    echo "$0: --cmvn/--norm-vars true needs $d/cmvn.scp (run steps/compute_cmvn_stats.sh $d)" >&2
+    exit 1
+  fi
+  "$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text --no-wav "$d"
+done
+[ -f "$train/words.ctm" ] || { echo "$0: no $train/words.ctm: the CAE-RNN trains on the words of a word alignment" >&2; exit 1; }
+[ -f "$words" ] || { echo "$0: no word list $words (the corpus writes samediff_words for dev and test)" >&2; exit 1; }
+
+read -r -a seed_list <<< "$seeds"
+[ "${#seed_list[@]}" -gt 0 ] || { echo "$0: --seeds is empty" >&2; exit 1; }
+[ "$nj" -le "${#seed_list[@]}" ] || nj=${#seed_list[@]}
+opts=(--seeds "$seeds" --cmvn "$cmvn" --norm-vars "$norm_vars" --delta-order "$delta_order")
+if [ -n "$awe_config" ]; then opts+=(--config "$awe_config"); fi
+if [ -n "$device" ]; then opts+=(--device "$device"); fi
+
+mkdir -p "$dir/log"
+rm -f "$dir/results.json"
+log "training CAE-RNN embeddings for seeds '$seeds' on $train in $nj job(s); logs: $dir/log/train.*.log"
+if ! $cmd JOB=1:"$nj" "$dir/log/train.JOB.log" \
+    python -m speechssl.bin.train_awe "${opts[@]}" --job JOB --nj "$nj" \
+      "$train" "$test" "$words" "$dir"; then
+  echo "$0: training failed; see $dir/log/train.*.log. Seeds that finished are kept:" \
+       "re-run the same command to train the rest." >&2
+  exit 1
+fi
+$cmd "$dir/log/summarize.log" \
+  python -m speechssl.bin.train_awe "${opts[@]}" --summarize "$train" "$test" "$words" "$dir"
+
+[ -f "$dir/results.json" ] || { echo "$0: no $dir/results.json; see $dir/log/summarize.log" >&2; exit 1; }
+grep -h "AP " "$dir/log/summarize.log" | sed 's/^.*) //' >&2 || true
+log "succeeded training and scoring CAE-RNN embeddings of $test into $dir/results.json"
