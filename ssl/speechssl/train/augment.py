@@ -12,6 +12,12 @@ statistics as the corpus's: the band-pass filter is designed in closed form
 noise is read at a random offset, sign and direction from a :func:`noise_bank` made once
 per seed, rather than shaped by two FFTs per view (:func:`add_bank_noise`).
 
+With recorded noises and impulse responses listed in the config (MUSAN, RIRS_NOISES; see
+``AugmentConfig.noises`` and ``rir_scp``), a view instead gets a crop of noise files read
+at a random offset (:func:`add_recorded_noise`: only the crop is read, so a long music
+file costs no more than a short one) and a convolution with a listed impulse response
+(:func:`reverberate_with_rir`, as Kaldi's ``wav-reverberate``).
+
 >>> from speechssl.train.config import AugmentConfig
 >>> x = np.sin(np.arange(1600) / 5.0).astype(np.float32)
 >>> off = AugmentConfig(noise_prob=0, reverb_prob=0, bandpass_prob=0, gain_prob=0)
@@ -24,9 +30,12 @@ from __future__ import annotations
 import functools
 
 import numpy as np
+import soundfile as sf
 
 from speechssl.corpus.augment import BAND_HIGH_HZ, BAND_LOW_HZ, NOISE_COLOURS, RT60
-from speechssl.train.config import AugmentConfig
+from speechssl.data.table import read_table
+from speechssl.errors import InputError
+from speechssl.train.config import AugmentConfig, NoiseSource
 
 NOISE_BANK_SECONDS = 60.0  # per colour; read at random offsets, signs and directions
 
@@ -75,8 +84,7 @@ def add_bank_noise(x: np.ndarray, rng: np.random.Generator, snr_db: tuple[float,
     a random colour."""
     snr = rng.uniform(*snr_db)
     colour = int(rng.integers(len(NOISE_COLOURS)))
-    active = x[np.abs(x) > 1e-3]
-    power = np.mean(active ** 2) if active.size else 1e-6
+    power = speech_power(x)
     return x + bank_noise(len(x), colour, bank, rng) * np.sqrt(power / 10 ** (snr / 10))
 
 
@@ -93,6 +101,95 @@ def reverberate(x: np.ndarray, rng: np.random.Generator, sr: int) -> np.ndarray:
     spectrum = scipy.fft.rfft(x.astype(np.float32), n) * scipy.fft.rfft(rir.astype(np.float32), n)
     y = scipy.fft.irfft(spectrum, n)[: len(x)].astype(np.float64)
     return y * np.sqrt(np.sum(x ** 2) / max(np.sum(y ** 2), 1e-12))
+
+
+@functools.lru_cache(maxsize=16)
+def audio_list(wav_scp: str) -> tuple[str, ...]:
+    """The files of a noise or RIR list (``<id> <wav file>``); cached per process.  Pipes
+    are refused: a crop is read at an offset, which a pipe cannot seek to."""
+    files = tuple(read_table(wav_scp).values())
+    if not files:
+        raise InputError("the list is empty", path=wav_scp)
+    for lineno, path in enumerate(files, start=1):
+        if path.endswith("|"):
+            raise InputError("noise and RIR lists need plain wav files, not pipes",
+                             path=wav_scp, line=lineno)
+    return files
+
+
+@functools.cache
+def audio_frames(path: str, sample_rate: int) -> int:
+    """Samples in an audio file from its header; another rate than training's is an error."""
+    try:
+        info = sf.info(path)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise InputError(f"cannot read augmentation audio: {e}", path=path) from None
+    if info.samplerate != sample_rate:
+        raise InputError(f"sample rate is {info.samplerate} Hz, training uses {sample_rate} "
+                         "Hz (resample the noise and RIR files)", path=path)
+    if info.frames == 0:
+        raise InputError("augmentation audio is empty", path=path)
+    return info.frames
+
+
+def read_crop(path: str, n: int, rng: np.random.Generator, sample_rate: int) -> np.ndarray:
+    """``n`` samples ``(n,)`` float64 of the first channel of ``path`` from a random offset;
+    a shorter file is repeated from a random offset to fill ``n``."""
+    frames = audio_frames(path, sample_rate)
+    if frames >= n:
+        offset = int(rng.integers(frames - n + 1))
+        x, _ = sf.read(path, start=offset, frames=n, dtype="float64", always_2d=True)
+        return x[:, 0]
+    offset = int(rng.integers(frames))
+    x, _ = sf.read(path, dtype="float64", always_2d=True)
+    return x[(offset + np.arange(n)) % frames, 0]
+
+
+def speech_power(x: np.ndarray) -> float:
+    """Mean power of the non-silent samples (the SNR reference of every noise here)."""
+    active = x[np.abs(x) > 1e-3]
+    return float(np.mean(active ** 2)) if active.size else 1e-6
+
+
+def add_recorded_noise(x: np.ndarray, rng: np.random.Generator, source: NoiseSource,
+                       sample_rate: int) -> np.ndarray:
+    """``x`` plus ``count`` distinct files of ``source`` (babble: several talkers), each
+    cut at a random offset and scaled to its own SNR drawn from ``source.snr_db``."""
+    files = audio_list(source.wav_scp)
+    count = min(int(rng.integers(source.count[0], source.count[1] + 1)), len(files))
+    power = speech_power(x)
+    y = x.copy()
+    for i in rng.choice(len(files), size=count, replace=False):
+        noise = read_crop(files[i], len(x), rng, sample_rate)
+        snr = rng.uniform(*source.snr_db)
+        noise_power = np.mean(noise ** 2)
+        if noise_power > 1e-12:  # a crop of digital silence adds nothing
+            y += noise * np.sqrt(power / (noise_power * 10 ** (snr / 10)))
+    return y
+
+
+def convolve_rir(x: np.ndarray, rir: np.ndarray) -> np.ndarray:
+    """``x`` ``(N,)`` convolved with ``rir``, as Kaldi's ``wav-reverberate`` with its
+    defaults ``--shift-output --normalize-output``: advanced by the delay of the response's
+    peak (the direct path), so the view stays aligned, and scaled back to the energy of
+    ``x``.  FFTs in float32, as :func:`reverberate`."""
+    import scipy.fft
+
+    peak = int(np.argmax(np.abs(rir)))
+    n = scipy.fft.next_fast_len(len(x) + len(rir) - 1, real=True)
+    spectrum = scipy.fft.rfft(x.astype(np.float32), n) * scipy.fft.rfft(rir.astype(np.float32), n)
+    y = scipy.fft.irfft(spectrum, n)[peak:peak + len(x)].astype(np.float64)
+    return y * np.sqrt(np.sum(x ** 2) / max(np.sum(y ** 2), 1e-12))
+
+
+def reverberate_with_rir(x: np.ndarray, rng: np.random.Generator, rir_scp: str,
+                         sample_rate: int) -> np.ndarray:
+    """:func:`convolve_rir` with a response drawn uniformly from the list ``rir_scp``."""
+    files = audio_list(rir_scp)
+    path = files[int(rng.integers(len(files)))]
+    audio_frames(path, sample_rate)  # checks the rate
+    rir, _ = sf.read(path, dtype="float64", always_2d=True)
+    return convolve_rir(x, rir[:, 0])
 
 
 def band_pass_sos(low: float, high: float, sr: float) -> np.ndarray:
@@ -138,17 +235,25 @@ def augment_view(x: np.ndarray, rng: np.random.Generator, sample_rate: int,
     The four coin flips are always drawn, so whether one distortion applies does not shift
     the random numbers the next one sees from the same generator.  No clipping: the
     features are computed from floats, so a gain above 0 dB is harmless.  ``bank``: a
-    :func:`noise_bank` for ``N``-sample segments (default: one for seed 0).
+    :func:`noise_bank` for ``N``-sample segments (default: one for seed 0), used unless
+    ``config.noises`` lists recorded noises.
     """
     flips = rng.random(4)  # (4,): reverb, band-pass, noise, gain
     y = x.astype(np.float64)
     if flips[0] < config.reverb_prob:
-        y = reverberate(y, rng, sample_rate)
+        if config.rir_scp:
+            y = reverberate_with_rir(y, rng, config.rir_scp, sample_rate)
+        else:
+            y = reverberate(y, rng, sample_rate)
     if flips[1] < config.bandpass_prob:
         y = band_pass(y, rng, sample_rate)
     if flips[2] < config.noise_prob:
-        bank = noise_bank(0, sample_rate, len(y)) if bank is None else bank
-        y = add_bank_noise(y, rng, config.snr_db, bank)
+        if config.noises:
+            source = config.noises[int(rng.integers(len(config.noises)))]
+            y = add_recorded_noise(y, rng, source, sample_rate)
+        else:
+            bank = noise_bank(0, sample_rate, len(y)) if bank is None else bank
+            y = add_bank_noise(y, rng, config.snr_db, bank)
     if flips[3] < config.gain_prob:
         y = y * 10 ** (rng.uniform(*config.gain_db) / 20)
     return y.astype(np.float32)

@@ -20,10 +20,35 @@ SECTIONS = ("method", "model", "data", "optim", "train")
 
 
 @dataclass
+class NoiseSource:
+    """One category of recorded noise (e.g. MUSAN's noise, music or babble): ``count``
+    files of the list ``wav_scp`` (``<id> <wav file>``, at the training sample rate) added
+    to a view, each at its own SNR drawn from ``snr_db``."""
+
+    name: str
+    wav_scp: str
+    snr_db: tuple[float, float]
+    count: tuple[int, int] = (1, 1)  # files mixed in, drawn uniformly (babble: 3 to 7)
+
+    def __post_init__(self):
+        if self.snr_db[0] > self.snr_db[1]:
+            raise ValueError(f"noise source '{self.name}': snr_db {list(self.snr_db)} "
+                             "must be [low, high]")
+        if not 1 <= self.count[0] <= self.count[1]:
+            raise ValueError(f"noise source '{self.name}': count {list(self.count)} must "
+                             "be [low, high] with 1 <= low <= high")
+
+
+@dataclass
 class AugmentConfig:
     """Waveform augmentation for on-the-fly (``source: wav``) views, each applied with its
-    probability: additive noise at an SNR in ``snr_db``, a synthetic room reverberation, a
-    random band-pass, a random gain."""
+    probability: a room reverberation, a random band-pass, additive noise, a random gain.
+
+    The noise is synthetic coloured noise at an SNR in ``snr_db`` unless ``noises`` lists
+    recorded ones (then one source, drawn uniformly, with its own SNR range); the
+    reverberation is a synthetic room response unless ``rir_scp`` lists recorded or
+    simulated impulse responses.  Relative list paths are relative to where training runs.
+    """
 
     noise_prob: float = 0.6
     snr_db: tuple[float, float] = (5.0, 20.0)
@@ -31,6 +56,8 @@ class AugmentConfig:
     bandpass_prob: float = 0.2
     gain_prob: float = 0.5
     gain_db: tuple[float, float] = (-6.0, 6.0)
+    noises: list[NoiseSource] = field(default_factory=list)  # empty: synthetic noise
+    rir_scp: str = ""                # ``<id> <wav file>`` of RIRs; empty: synthetic rooms
 
 
 @dataclass
