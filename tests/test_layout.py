@@ -3,6 +3,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+import pytest
+
 from conftest import ROOT, sh
 
 
@@ -33,7 +38,18 @@ def test_readme_starts_with_the_two_commands():
     assert "make demo" in head and "make test" in head
 
 
-def test_recipe_links_point_at_the_shared_tools():
+RECIPES = ("mini", "librispeech", "voxceleb", "buckeye", "xitsonga")
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_links_point_at_the_shared_tools(recipe):
     for name in ("path.sh", "steps", "utils", "local"):
-        link = ROOT / "egs" / "mini" / name
+        link = ROOT / "egs" / recipe / name
         assert link.is_symlink() and link.resolve() == (ROOT / name).resolve(), name
+        assert not Path(os.readlink(link)).is_absolute(), f"{link} must be relative"
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_recipe_help_lists_its_stages(recipe):
+    proc = sh("./run.sh --help", cwd=ROOT / "egs" / recipe, check=False)
+    assert "Stages:" in proc.stdout + proc.stderr and "--stage" in proc.stdout + proc.stderr

@@ -4,6 +4,8 @@ with one vector per input frame (or one embedding per utterance) that Kaldi can 
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import yaml
@@ -66,7 +68,7 @@ def test_loss_falls(trained, method):
 @pytest.mark.parametrize("method", ["apc", "cpc", "capc", "cae"])
 def test_frame_level_representations_keep_the_input_frames(trained, method):
     knio = pytest.importorskip("kaldi_native_io")
-    for x in ("dev", "test"):
+    for x in ("train_eval", "train_heldout", "test"):
         out = validate_data_dir(trained / "data" / f"{x}_{method}", Requirements(feats=True))
         src = trained / "data" / f"{x}_mfcc"
         assert out.utts == validate_data_dir(src).utts
@@ -122,3 +124,25 @@ def test_unknown_config_keys_are_rejected_with_the_valid_ones(tmp_path):
     (tmp_path / "y.yaml").write_text("method: apc\ntrainer: {}\n")
     with pytest.raises(InputError, match=r"unknown key 'trainer'; valid keys: method, model"):
         load_config(tmp_path / "y.yaml")
+
+
+def test_evaluation_stages_fill_the_results_table(trained):
+    """Stages 4-5 on the tiny corpus: every evaluation of every features, one table."""
+    awe = trained / "conf" / "awe.yaml"
+    conf = yaml.safe_load(awe.read_text())
+    conf["data"].update(min_word_frames=20, max_frames=60)   # tiny words are short
+    awe.write_text(yaml.safe_dump(conf))
+    sh("./run.sh --preset tiny --nj 2 --stage 4 --awe-seeds '0 1'", cwd=trained)
+    frame_tasks = ["samediff_dtw", "samediff_downsample", "awe", "probe_phone"]
+    utt_tasks = ["sv_cosine", "sv_plda", "probe_speaker", "probe_language"]
+    table = json.loads((trained / "exp" / "results" / "results.json").read_text())
+    assert table["rows"] == ["fbank", "mfcc", *METHODS]
+    assert table["columns"] == frame_tasks[:3] + utt_tasks[:2] + ["probe_phone"] + utt_tasks[2:]
+    for row in table["rows"]:
+        want = utt_tasks if row == "vicreg" else frame_tasks + utt_tasks
+        assert sorted(table["results"][row]) == sorted(want), row
+    assert table["results"]["cae"]["awe"]["seeds"] == [0, 1]
+    md = (trained / "exp" / "results" / "results.md").read_text().splitlines()
+    assert len(md) == 2 + len(table["rows"]) and md[-1].startswith("| vicreg | - |")
+    for column in table["columns"]:
+        assert (trained / "exp" / "results" / f"{column}.png").stat().st_size > 0

@@ -2,8 +2,10 @@
 # egs/mini: the embedded corpus, end to end on a laptop CPU.
 # Stage 0 synthesises a multi-speaker, multi-language corpus with exact word and phone
 # alignments (espeak-ng); stage 1 computes Kaldi fbank and MFCC features with CMVN;
-# stage 2 trains each self-supervised method; stage 3 writes their representations.
-#   ./run.sh                      all stages, default corpus (about an hour of audio)
+# stage 2 trains each self-supervised method; stage 3 writes their representations;
+# stage 4 evaluates the baselines and every method on every task that fits it; stage 5
+# gathers one results table (exp/results/results.md, one chart per task).
+#   ./run.sh                      all stages, default corpus (about two hours of audio)
 #   ./run.sh --preset tiny        a corpus of a few seconds, as the tests use
 #   ./run.sh --stage 1            recompute features on an existing corpus
 set -euo pipefail
@@ -15,6 +17,27 @@ preset=default   # default (~40 speakers x 90 utterances) or tiny (8 x 5)
 augment=false    # reverberation, noise, band-pass and gain on top of the clean speech
 seed=0
 methods="apc cpc capc cae vicreg"   # conf/<method>.yaml for each
+awe_seeds="0 1 2"                   # CAE-RNN acoustic word embeddings: one training per seed
+
+help_message="Usage: $0 [options]
+e.g.: $0 --preset tiny
+Stages:
+  0  synthesise the corpus: corpus/ (wavs), data/{train,dev,test} with alignments
+  1  fbank 80 and MFCC 13 with per-speaker CMVN: data/<set>_fbank, data/<set>_mfcc
+  2  self-supervised training of each method: exp/<method>
+  3  evaluation subsets of the training speakers (data/train_eval*, data/train_heldout*)
+     and the representations: data/<set>_<method>
+  4  evaluations of fbank, MFCC and each method: exp/<features>/eval/<task>/results.json
+  5  one results table: exp/results/results.md and a chart per task
+Options:
+  --stage <n>              first stage to run ($stage)
+  --stop-stage <n>         last stage to run ($stop_stage)
+  --nj <n>                 parallel jobs ($nj)
+  --preset <default|tiny>  corpus size ($preset)
+  --augment <true|false>   augmented copy of the corpus ($augment)
+  --seed <n>               corpus seed ($seed)
+  --methods '<m> ...'      SSL methods, conf/<m>.yaml each ($methods)
+  --awe-seeds '<n> ...'    CAE-RNN trainings per features ($awe_seeds)"
 
 . ./path.sh
 . ./cmd.sh
@@ -64,13 +87,84 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
-  # Representations of dev and test as Kaldi data dirs data/<set>_<method>.
+  # Evaluation sets from the training speakers: train_eval (20 utterances per speaker)
+  # trains the probes, the AWEs and the SV backends; train_heldout (5 other utterances per
+  # speaker) tests the speaker probe. Test speakers are never seen in training. (The tiny
+  # corpus has 5 utterances per speaker: 4 and 1.)
+  min_utts=$(awk '{print NF - 1}' data/train/spk2utt | sort -n | head -n 1)
+  heldout_per_spk=$(( min_utts >= 25 ? 5 : 1 ))
+  eval_per_spk=$(( min_utts - heldout_per_spk < 20 ? min_utts - heldout_per_spk : 20 ))
+  for feat in "" _fbank _mfcc; do
+    utils/subset_data_dir.sh --per-spk "data/train$feat" $eval_per_spk "data/train_eval$feat"
+    mkdir -p data/local
+    utils/filter_scp.sh --exclude "data/train_eval$feat/utt2spk" "data/train$feat/utt2spk" \
+      > "data/local/train_rest$feat.utts"
+    utils/subset_data_dir.sh --utt-list "data/local/train_rest$feat.utts" "data/train$feat" \
+      "data/local/train_rest$feat"
+    utils/subset_data_dir.sh --per-spk "data/local/train_rest$feat" $heldout_per_spk \
+      "data/train_heldout$feat"
+  done
+  # Representations as Kaldi data dirs data/<set>_<method>.
   for m in $methods; do
-    for x in dev test; do
+    for x in train_eval train_heldout test; do
       steps/extract_ssl.sh --cmd "$train_cmd" --nj "$nj" "exp/$m" "$(input_of "$m" $x)" \
         "data/${x}_$m"
     done
   done
+fi
+
+# How each kind of features is read: frame-level tasks use MFCC with speaker CMVN and
+# deltas (39-d, Kamper's baseline) and fbank with CMVN; utterance-level tasks pool the raw
+# features (speaker CMVN would subtract the very information they measure). SSL
+# representations are used as extracted.
+frame_opts() {  # frame_opts <features>
+  case $1 in
+    mfcc) echo "--cmvn true --delta-order 2" ;;
+    fbank) echo "--cmvn true --delta-order 0" ;;
+    *) echo "--cmvn false --delta-order 0" ;;
+  esac
+}
+
+# The CAE-RNN also divides MFCC and fbank by the speaker's standard deviation, as in
+# Kamper's features: on raw Kaldi MFCC scales (variance ~200) its MSE loss does not fall.
+awe_opts() {  # awe_opts <features>
+  case $1 in
+    mfcc|fbank) echo "$(frame_opts "$1") --norm-vars true" ;;
+    *) frame_opts "$1" ;;
+  esac
+}
+
+if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  # Every evaluation writes exp/<features>/eval/<task>/results.json.
+  for f in fbank mfcc $methods; do
+    eval_dir=exp/$f/eval
+    # shellcheck disable=SC2046  # the options are meant to split into words
+    if [ -f "data/test_$f/feats.scp" ]; then
+      # Frame-level representations: word discrimination and the phone probe.
+      for how in dtw downsample; do
+        steps/score_samediff.sh --nj "$nj" --method $how $(frame_opts "$f") \
+          "data/test_$f" data/test/samediff_words "$eval_dir/samediff_$how"
+      done
+      steps/train_awe.sh --config conf/awe.yaml --seeds "$awe_seeds" $(awe_opts "$f") \
+        "data/train_eval_$f" "data/test_$f" data/test/samediff_words "$eval_dir/awe"
+      steps/train_probe.sh --task phone $(frame_opts "$f") \
+        "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_phone"
+    fi
+    # Utterance level (pooled frames, or the model's embedding): speakers and languages.
+    for backend in cosine plda; do
+      steps/score_sv.sh --backend $backend --train-dir "data/train_eval_$f" \
+        "data/test_$f" data/test/trials "$eval_dir/sv_$backend"
+    done
+    steps/train_probe.sh --task speaker \
+      "data/train_eval_$f" "data/train_heldout_$f" "$eval_dir/probe_speaker"
+    steps/train_probe.sh --task language \
+      "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_language"
+  done
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+  # One table: rows are features, columns tasks; the best of each column in bold.
+  utils/gather_results.sh --rows "fbank mfcc $methods" exp exp/results
 fi
 
 log "done: stages $stage to $stop_stage"
