@@ -11,23 +11,6 @@ set -euo pipefail
 . "$(dirname "$(readlink -f "$0")")/../path.sh"
 
 echo "$0 $*"
-# --config names the YAML model config here, while utils/parse_options.sh would source it as
-# bash: take it out of the arguments before the options are parsed.
-awe_config=
-args=()
-while [ $# -gt 0 ]; do
-  case $1 in
-    --config) [ $# -ge 2 ] || { echo "$0: option --config needs a value" >&2; exit 1; }
-              awe_config=$2; shift 2 ;;
-    --config=*) awe_config=${1#--config=}; shift ;;
-    --) break ;;
-    --*=*) args+=("$1"); shift ;;
-    --*) args+=("$1"); shift
-         if [ $# -gt 0 ]; then args+=("$1"); shift; fi ;;
-    *) break ;;
-  esac
-done
-set -- ${args[@]+"${args[@]}"} "$@"
 
 # Begin configuration section.
 cmd=run_local.sh
@@ -54,24 +37,22 @@ Options:
 # shellcheck source=../utils/parse_options.sh
 . "$SPEECHSSL_ROOT/utils/parse_options.sh"
 
-if [ $# -ne 4 ]; then
+if [ $# -ne 5 ]; then
   echo "$help_message" >&2
   exit 1
 fi
-train=$1
-test=$2
-words=$3
-dir=$4
+awe_config=$1
+train=$2
+test=$3
+words=$4
+dir=$5
 
 for b in cmvn norm_vars; do
   case ${!b} in true|false) ;; *) echo "$0: --${b//_/-} must be true or false, got '${!b}'" >&2; exit 1 ;; esac
 done
 case $nj in '' | *[!0-9]* | 0) echo "$0: --nj must be a positive integer, got '$nj'" >&2; exit 1 ;; esac
 case $device in '' | cpu | cuda) ;; *) echo "$0: --device must be cpu or cuda, got '$device'" >&2; exit 1 ;; esac
-if [ -n "$awe_config" ] && [ ! -f "$awe_config" ]; then
-  echo "$0: no such config file: $awe_config" >&2
-  exit 1
-fi
+[ -f "$awe_config" ] || { echo "$0: no such config file: $awe_config" >&2; exit 1; }
 for d in "$train" "$test"; do
   [ -f "$d/feats.scp" ] || { echo "$0: no $d/feats.scp (make features first, e.g. steps/make_mfcc.sh)" >&2; exit 1; }
   if { [ "$cmvn" = true ] || [ "$norm_vars" = true ]; } && [ ! -f "$d/cmvn.scp" ]; then
@@ -86,8 +67,8 @@ done
 read -r -a seed_list <<< "$seeds"
 [ "${#seed_list[@]}" -gt 0 ] || { echo "$0: --seeds is empty" >&2; exit 1; }
 [ "$nj" -le "${#seed_list[@]}" ] || nj=${#seed_list[@]}
-opts=(--seeds "$seeds" --cmvn "$cmvn" --norm-vars "$norm_vars" --delta-order "$delta_order")
-if [ -n "$awe_config" ]; then opts+=(--config "$awe_config"); fi
+opts=(--seeds "$seeds" --cmvn "$cmvn" --norm-vars "$norm_vars" --delta-order "$delta_order"
+      --config "$awe_config")
 if [ -n "$device" ]; then opts+=(--device "$device"); fi
 
 mkdir -p "$dir/log"

@@ -127,8 +127,8 @@ def awe_step(recipe, exp: str, config=TINY, seeds=SEEDS, train="data/train_mfcc"
              opts="--cmvn true --norm-vars true --delta-order 2"):
     conf = recipe / f"{exp.replace('/', '_')}.yaml"
     conf.write_text(yaml.safe_dump(config))
-    return sh(f"steps/train_awe.sh --config {conf} --nj 2 --seeds '{' '.join(map(str, seeds))}' "
-              f"{opts} {train} {test} {words} exp/{exp}", cwd=recipe, check=check)
+    return sh(f"steps/train_awe.sh --nj 2 --seeds '{' '.join(map(str, seeds))}' "
+              f"{opts} {conf} {train} {test} {words} exp/{exp}", cwd=recipe, check=check)
 
 
 @pytest.fixture(scope="module")

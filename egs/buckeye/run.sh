@@ -141,9 +141,8 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   # AP on the test words (train_awe.sh trains once per test set; add devpart2 to validate).
   for f in mfcc fbank $methods; do
     # shellcheck disable=SC2046
-    steps/train_awe.sh --cmd "$cuda_cmd" --nj "$nj" --config conf/awe.yaml \
-      --seeds "0 1 2 3 4" $(awe_opts "$f") \
-      "data/${train}_$f" "data/${test}_$f" "data/$test/samediff_words" "exp/$f/eval/awe_test"
+    steps/train_awe.sh --cmd "$cuda_cmd" --nj "$nj" --seeds "0 1 2 3 4" $(awe_opts "$f") \
+      conf/awe.yaml "data/${train}_$f" "data/${test}_$f" "data/$test/samediff_words" "exp/$f/eval/awe_test"
   done
 fi
 

@@ -122,9 +122,8 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   # words.ctm (a topline here, see the top of this file), AP on its word list.
   for f in mfcc fbank $methods; do
     # shellcheck disable=SC2046
-    steps/train_awe.sh --cmd "$cuda_cmd" --nj "$nj" --config conf/awe.yaml \
-      --seeds "0 1 2 3 4" $(awe_opts "$f") \
-      "data/${x}_$f" "data/${x}_$f" "data/$x/samediff_words" "exp/$f/eval/awe"
+    steps/train_awe.sh --cmd "$cuda_cmd" --nj "$nj" --seeds "0 1 2 3 4" $(awe_opts "$f") \
+      conf/awe.yaml "data/${x}_$f" "data/${x}_$f" "data/$x/samediff_words" "exp/$f/eval/awe"
   done
 fi
 
