@@ -1,4 +1,11 @@
-"""The embedded corpus: multi-speaker, multi-language speech synthesised with eSpeak NG.
+"""Corpora: the embedded one, synthesised here, and data preparation for the real ones.
+
+Real corpora, read as their distributions lay them out (see each module): ``librispeech``
+and ``cpc_protocol`` (the CPC phone and speaker split), ``voxceleb`` and ``noises``
+(MUSAN and RIRS_NOISES lists), ``wrd``, ``awe_corpus`` and ``utd_pairs`` (Buckeye and
+ZeroSpeech Xitsonga for acoustic word embeddings).
+
+The embedded corpus: multi-speaker, multi-language speech synthesised with eSpeak NG.
 
 Real corpora cannot be downloaded in tests, so ``python -m speechssl.bin.make_mini_corpus``
 builds one with exact word and phone alignments.  Modules, one job each:
