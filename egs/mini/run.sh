@@ -145,7 +145,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
         steps/score_samediff.sh --nj "$nj" --method $how $(frame_opts "$f") \
           "data/test_$f" data/test/samediff_words "$eval_dir/samediff_$how"
       done
-      steps/train_awe.sh --seeds "$awe_seeds" $(awe_opts "$f") conf/awe.yaml \
+      steps/train_awe.sh --nj "$nj" --seeds "$awe_seeds" $(awe_opts "$f") conf/awe.yaml \
         "data/train_eval_$f" "data/test_$f" data/test/samediff_words "$eval_dir/awe"
       steps/train_probe.sh --task phone $(frame_opts "$f") \
         "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_phone"

@@ -20,10 +20,14 @@ speechssl.errors.InputError: unknown key 'optim.beta'; valid keys: betas, lr
 from __future__ import annotations
 
 import dataclasses
+import os
 import types
 import typing
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 from speechssl.errors import InputError
 
@@ -102,3 +106,15 @@ def to_dict(config: Any) -> dict[str, Any]:
             return [plain(v) for v in x]
         return x
     return plain(dataclasses.asdict(config))
+
+
+def read_yaml(path: str | os.PathLike) -> Any:
+    """The parsed content of a YAML config file; a missing file or bad YAML is an
+    InputError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("no such config file", path=path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise InputError(f"not valid YAML: {e}", path=path) from None

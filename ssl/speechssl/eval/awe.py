@@ -26,14 +26,12 @@ import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 
-from speechssl.configs import from_dict, to_dict
+from speechssl.configs import from_dict, read_yaml, to_dict
 from speechssl.data.datadir import DataDir
 from speechssl.data.features import FeatureLoader, FeatureTransform
 from speechssl.data.pairs import Token, ctm_tokens, same_word_pairs
@@ -108,14 +106,7 @@ def load_awe_config(path: PathLike | None) -> AWEConfig:
     """The config of a YAML file; None gives the published defaults."""
     if path is None:
         return AWEConfig()
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such config file", path=path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise InputError(f"not valid YAML: {e}", path=path) from None
-    return awe_config(raw, str(path))
+    return awe_config(read_yaml(path), str(path))
 
 
 @dataclass

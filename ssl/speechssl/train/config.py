@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from speechssl.configs import from_dict, to_dict
+from speechssl.configs import from_dict, read_yaml, to_dict
 from speechssl.errors import InputError
 
 SECTIONS = ("method", "model", "data", "optim", "train")
@@ -152,14 +152,7 @@ def experiment_config(raw: dict[str, Any], where: str = "config") -> ExperimentC
 
 
 def load_config(path: str | Path) -> ExperimentConfig:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("no such config file", path=path)
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as e:
-        raise InputError(f"not valid YAML: {e}", path=path) from None
-    return experiment_config(raw, str(path))
+    return experiment_config(read_yaml(path), str(path))
 
 
 def save_config(config: ExperimentConfig, path: str | Path) -> None:
