@@ -4,7 +4,9 @@ tiny data dir of synthetic audio (several speakers, harmonic tones in noise)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,42 @@ import pytest
 import soundfile as sf
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def _put_ffmpeg_on_path(folder: Path) -> str:
+    """The VoxCeleb2 tests encode and decode m4a with ``ffmpeg`` from PATH, as the recipe
+    does.  Where the machine has none, use the static build that imageio-ffmpeg (a dev
+    dependency, so `make env` installs it) ships, linked as ``ffmpeg`` into ``folder``,
+    which goes first on PATH: every machine then runs the same tests.  Says what is used."""
+    found = shutil.which("ffmpeg")
+    if found:
+        return found
+    try:
+        import imageio_ffmpeg
+        exe = imageio_ffmpeg.get_ffmpeg_exe()
+    except (ImportError, RuntimeError):
+        return "none: the VoxCeleb2 tests are skipped (`make env` installs imageio-ffmpeg)"
+    (folder / "ffmpeg").symlink_to(exe)
+    os.environ["PATH"] = f"{folder}{os.pathsep}{os.environ['PATH']}"
+    return f"{exe} (from imageio-ffmpeg)"
+
+
+_FFMPEG_DIR = pytest.StashKey[Path]()
+_FFMPEG_USED = pytest.StashKey[str]()
+
+
+def pytest_configure(config):
+    # Before the test modules are imported: their skip marks look for ffmpeg.
+    folder = config.stash[_FFMPEG_DIR] = Path(tempfile.mkdtemp(prefix="speechssl-ffmpeg-"))
+    config.stash[_FFMPEG_USED] = _put_ffmpeg_on_path(folder)
+
+
+def pytest_report_header(config):
+    return f"ffmpeg: {config.stash[_FFMPEG_USED]}"
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(config.stash[_FFMPEG_DIR], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
