@@ -6,11 +6,15 @@ records its arguments, so the tests need no cluster.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+import shlex
+import shutil
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -98,6 +102,9 @@ def test_job_variable_replaced_in_log_and_args(tmp_path, backend):
         assert proc.stderr == ""  # quiet on success, like run.pl
     else:
         assert "submitted Slurm job 4242, script exp/log/q/echo.sh" in proc.stderr
+        # The reaper was told the job ended: it cancelled nothing.
+        assert not (tmp_path / "fakebin" / "scancel.args").exists()
+        assert not (tmp_path / "exp/log/q/echo.cancel.log").exists()
     for i in 1, 2, 3:
         log = read_log(tmp_path / f"exp/log/echo.{i}.log")
         assert log == {"cmd": f"echo id={i}", "output": f"id={i}\n", "threads": "1", "code": "0"}
@@ -183,10 +190,16 @@ def test_jobs_run_at_once_by_default(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+RANGE_FORM = "need JOB=START:END, 1 <= START <= END"
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["JOB=3:1", "log/x.JOB.log", "true"], "invalid job range 'JOB=3:1'"),
+        (["JOB=3:1", "log/x.JOB.log", "true"], f"invalid job range 'JOB=3:1': {RANGE_FORM}"),
+        (["JOB=1:0", "log/x.JOB.log", "true"], f"invalid job range 'JOB=1:0': {RANGE_FORM}"),
+        (["JOB=1:-2", "log/x.JOB.log", "true"], f"invalid job range 'JOB=1:-2': {RANGE_FORM}"),
+        (["JOB=0:2", "log/x.JOB.log", "true"], f"invalid job range 'JOB=0:2': {RANGE_FORM}"),
         (["JOB=a:b", "log/x.JOB.log", "true"], "invalid job range 'JOB=a:b'"),
         (["JOB=1:", "log/x.JOB.log", "true"], "invalid job range 'JOB=1:'"),
         (["JOB=1:2", "log/x.log", "true"], "2 jobs would share one log file 'log/x.log'"),
@@ -195,13 +208,16 @@ def test_jobs_run_at_once_by_default(tmp_path):
         (["--gpu", "log/x.log", "true"], "--gpu needs an integer >= 0, not 'log/x.log'"),
         (["JOB=1:2", "log/x.JOB.log"], "expected a log file and a command"),
     ],
-    ids=["reversed", "not-numbers", "no-end", "one-log", "unknown", "zero-jobs", "gpu", "no-cmd"],
+    ids=str.split(
+        "reversed nj-0 nj-negative start-0 not-numbers no-end one-log unknown max-jobs-0 gpu no-cmd"
+    ),
 )
 def test_bad_command_lines(tmp_path, args, message):
     proc = run_jobs(tmp_path, *args)
     assert proc.returncode == 1
     assert proc.stderr.startswith("ERROR (run_local.sh[")
     assert message in proc.stderr
+    assert proc.stderr.count("\n") == 1, proc.stderr  # one line, no traceback
     assert not (tmp_path / "log").exists()
 
 
@@ -245,6 +261,91 @@ def test_signal_kills_all_jobs(tmp_path, sig):
     assert f"run_local.sh: stopped by signal {int(sig)}; its jobs were killed" in stderr
     for pid_file in pid_files:
         wait_for(lambda p=pid_file: is_gone(int(p.read_text())), timeout=5)
+
+
+# ---- jobs die with their step, even on kill -9 of its process group ----
+
+
+def live_procs(marker: str) -> dict[int, list[str]]:
+    """The live (not zombie) processes whose command line contains ``marker``: pid -> argv."""
+    found = {}
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:  # it has just ended
+            continue
+        pid = int(cmdline.parent.name)
+        if any(marker.encode() in arg for arg in argv) and not is_gone(pid):
+            found[pid] = [arg.decode(errors="replace") for arg in argv if arg]
+    return found
+
+
+def start_step(tmp_path: Path, backend: str, *args: str, **env: str) -> subprocess.Popen:
+    """A step script that calls the runner, in its own process group as a shell job is."""
+    step = f'echo "step starts" >&2; {shlex.quote(RUN[backend])} "$@"; echo "step ends" >&2'
+    return subprocess.Popen(
+        ["bash", "-c", step, "step", *args],
+        cwd=tmp_path,
+        env=env_for(tmp_path, sbatch=backend == "slurm", **env),
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def test_sigkill_of_the_step_kills_its_jobs(tmp_path):
+    # The jobs run a copy of sleep whose name is unique, so that they can be found by name.
+    marker = f"sleep_{uuid.uuid4().hex}"
+    shutil.copy2(shutil.which("sleep"), tmp_path / marker)
+    command = f"./{marker} 60 & ./{marker} 60; wait"  # two processes in each job's group
+    step = start_step(tmp_path, "local", "JOB=1:2", "log/k.JOB.log", command)
+
+    def sleeping() -> int:
+        return sum(argv[0] == f"./{marker}" for argv in live_procs(marker).values())
+
+    try:
+        wait_for(lambda: sleeping() == 4, timeout=30)
+        os.killpg(step.pid, signal.SIGKILL)
+        step.stderr.close()  # jobs that outlived the step would hold it open
+        step.wait(timeout=20)
+        deadline = time.monotonic() + 20
+        while (left := live_procs(marker)) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not left, f"jobs outlived their step: {[argv[-1][:60] for argv in left.values()]}"
+    finally:
+        for pid in live_procs(marker):  # after a failure, leave nothing running
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_finished_jobs_leave_no_watcher(tmp_path):
+    # The watcher must not outlive its job, hold the job's log, show in its output or change
+    # its exit code; and the job's command must not hold the watcher's pipe.
+    marker = uuid.uuid4().hex
+    command = f'echo {marker}; for fd in /proc/$$/fd/*; do readlink "$fd"; done; exit JOB'
+    proc = run_jobs(tmp_path, "JOB=1:2", "log/w.JOB.log", command)
+    assert proc.returncode == 1
+    assert proc.stderr == "run_local.sh: 2 / 2 failed, log is in log/w.JOB.log\n"
+    assert not live_procs(marker)  # each job reaped its watcher before it ended
+    for i in 1, 2:
+        log = read_log(tmp_path / f"log/w.{i}.log")
+        assert log["code"] == str(i)
+        fds = log["output"].splitlines()[1:]
+        assert log["output"].startswith(f"{marker}\n")
+        assert not [fd for fd in fds if fd.startswith("pipe:")], fds
+
+
+def test_sigkill_of_the_step_cancels_its_slurm_job(tmp_path):
+    step = start_step(tmp_path, "slurm", "JOB=1:2", "log/h.JOB.log", "true", FAKE_SBATCH_HANG="1")
+    assert step.stderr.readline() == "step starts\n"
+    assert "submitted Slurm job 4242" in step.stderr.readline()
+    os.killpg(step.pid, signal.SIGKILL)  # the runner and the waiting sbatch alike
+    _, stderr = step.communicate(timeout=20)
+    assert "step ends" not in stderr
+    scancel_args = tmp_path / "fakebin" / "scancel.args"
+    wait_for(lambda: scancel_args.exists() and scancel_args.read_text() == "4242\n", timeout=20)
+    note = (tmp_path / "log/q/h.cancel.log").read_text()
+    assert "run_slurm.sh died while Slurm job 4242 was running; cancelling it" in note
 
 
 # ---- Slurm backend, against the fake sbatch ----
@@ -301,6 +402,7 @@ def test_slurm_rejected_submission(tmp_path):
     assert proc.returncode == 1
     assert "sbatch: error: invalid partition" in proc.stderr
     assert "sbatch failed (exit status 1)" in proc.stderr
+    assert not (tmp_path / "fakebin" / "scancel.args").exists()  # no id, nothing to cancel
 
 
 def test_slurm_signal_cancels_the_job(tmp_path):
@@ -317,6 +419,7 @@ def test_slurm_signal_cancels_the_job(tmp_path):
     assert runner.returncode == 128 + signal.SIGTERM
     assert (tmp_path / "fakebin" / "scancel.args").read_text() == "4242\n"
     assert "run_slurm.sh: stopped by signal 15" in stderr
+    assert not (tmp_path / "log/q/h.cancel.log").exists()  # the reaper left it to the runner
 
 
 def test_slurm_without_sbatch(tmp_path):
@@ -337,8 +440,9 @@ def test_parse_job_range():
     assert jobs.parse_job_range("JOB=1:4") == jobs.JobRange("JOB", 1, 4)
     assert jobs.parse_job_range("JOB=7") == jobs.JobRange("JOB", 7, 7)
     assert jobs.parse_job_range("exp/a=b/x.log") is None
-    with pytest.raises(InputError, match="START must not exceed END"):
-        jobs.parse_job_range("JOB=3:1")
+    for bad in "JOB=3:1", "JOB=1:0", "JOB=1:-2", "JOB=0":
+        with pytest.raises(InputError, match="need JOB=START:END, 1 <= START <= END"):
+            jobs.parse_job_range(bad)
 
 
 def test_join_command_matches_run_pl():

@@ -25,6 +25,10 @@ kills every job and everything the jobs started.  The Slurm backend submits one 
 (``sbatch --parsable --wait --array=START-END%MAX``) whose script is written to
 ``<log dir>/q/<name>.sh``; each task writes its exit code to ``q/<name>.<id>.status``, and
 those files, not sbatch's exit status, decide which jobs failed.
+
+Jobs die with their runner even when it cannot clean up (``kill -9`` of a step's process
+group): a local job's watcher kills the job's group (:func:`job_script`), and a detached
+:class:`SlurmReaper` cancels the Slurm job (``q/<name>.cancel.log`` says when it did).
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ PROGS = {"local": "run_local.sh", "slurm": "run_slurm.sh"}
 USAGE = """\
 Usage: {prog} [options] [JOB=START:END] <log-file> <command> [<arg>...]
  e.g.: {prog} --max-jobs-run 4 JOB=1:8 exp/x/log/fbank.JOB.log \\
-           python -m speechssl.bin.compute_fbank data/train/split8/JOB exp/x/raw.JOB
+           python -m speechssl.bin.compute_feats --kind fbank data/train/split8/JOB \\
+           exp/x/raw_fbank.JOB.ark exp/x/raw_fbank.JOB.scp
 Runs the command once per job id (or once, without JOB=...), replacing the job variable
 (JOB here; any name works) in the log file and in every argument.  Arguments are joined
 into one bash command line as Kaldi's run.pl joins them; a command given as one quoted
@@ -132,7 +137,8 @@ def parse_job_range(arg: str) -> JobRange | None:
     """Parse ``JOB=1:4`` (or ``JOB=3``, one job); None if ``arg`` is not of the form NAME=...
 
     Anything of the form NAME=... must be a valid range, so that a typo such as ``JOB=a:b``
-    is reported rather than taken for the log file.
+    is reported rather than taken for the log file.  Job ids start at 1, as split_data.sh
+    numbers its splits, so ``JOB=1:0`` (a step run with ``--nj 0``) is an error, not zero jobs.
 
     >>> parse_job_range("SPLIT=2:5")
     JobRange(var='SPLIT', start=2, end=5)
@@ -143,13 +149,11 @@ def parse_job_range(arg: str) -> JobRange | None:
     if m is None:
         return None
     var, spec = m.groups()
-    bounds = re.fullmatch(r"(\d+)(?::(\d+))?", spec)
-    if bounds is None:
-        raise InputError(f"invalid job range '{arg}': expected {var}=START:END with integers")
-    start = int(bounds.group(1))
-    end = int(bounds.group(2) or start)
-    if start > end:
-        raise InputError(f"invalid job range '{arg}': START must not exceed END")
+    bounds = re.fullmatch(r"(-?\d+)(?::(-?\d+))?", spec)
+    start = int(bounds.group(1)) if bounds else 0
+    end = int(bounds.group(2) or start) if bounds else 0
+    if not 1 <= start <= end:
+        raise InputError(f"invalid job range '{arg}': need {var}=START:END, 1 <= START <= END")
     return JobRange(var, start, end)
 
 
@@ -255,7 +259,7 @@ def parse_request(argv: Sequence[str]) -> Request:
     return Request(backend, resources, job_range, log_pattern, args)
 
 
-_JOB_SCRIPT = r"""log={log}
+_JOB_SCRIPT = r"""{watch}log={log}
 cmd={cmd}
 mkdir -p -- "$(dirname -- "$log")" || exit 1
 start=$(date +%s)
@@ -263,7 +267,7 @@ printf '# %s\n# Started at %s\n' "$cmd" "$(date)" > "$log" || exit 1
 {host}printf '#\n' >> "$log"
 bash -o pipefail -c "$cmd" < /dev/null >> "$log" 2>&1
 code=$?
-end=$(date +%s)
+{unwatch}end=$(date +%s)
 if [ -n "$(tail -c 1 "$log")" ]; then echo >> "$log"; fi
 printf '# Accounting: time=%d threads=%d\n' $((end - start)) {threads} >> "$log"
 printf '# Ended (code %d) at %s, elapsed time %d seconds\n' \
@@ -271,15 +275,36 @@ printf '# Ended (code %d) at %s, elapsed time %d seconds\n' \
 {status}exit "$code"
 """
 
+# Started first by a local job (see job_script).  ``$$`` is the job's bash, the leader of
+# its process group.  The watcher keeps no log or terminal open, and the job's command does
+# not inherit the pipe's read end.
+_WATCH = r"""( read -r -u {fd} _; kill -KILL -- -$$ ) < /dev/null > /dev/null 2>&1 &
+watcher=$!
+exec {fd}<&-
+"""
+# Once the command has ended: stop the watcher and reap it, so none outlives its job.
+_UNWATCH = """kill "$watcher" 2> /dev/null; wait "$watcher"
+"""
 
-def job_script(job: Job, threads: int, status_file: Path | None = None) -> str:
+
+def job_script(
+    job: Job, threads: int, status_file: Path | None = None, watch_fd: int | None = None
+) -> str:
     """The bash code that runs one job and writes its log (shared by both backends).
 
     With ``status_file`` (Slurm), the exit code is also written there, atomically, because
     a scheduler's own exit status cannot tell which array task failed; the log then also
     names the node the job ran on.
+
+    With ``watch_fd`` (local; the job must lead its own process group), a background watcher
+    blocks reading that fd, the read end of a pipe whose write end only the runner holds.
+    Reading EOF means the runner is gone, even by SIGKILL, when it could not kill the jobs
+    itself; the watcher then kills the job's whole process group.  (PR_SET_PDEATHSIG would
+    reach only the job's bash, not what it started, and is Linux-only.)
     """
-    host = status = ""
+    host = status = watch = unwatch = ""
+    if watch_fd is not None:
+        watch, unwatch = _WATCH.format(fd=watch_fd), _UNWATCH
     if status_file is not None:
         host = 'printf \'# Running on %s\\n\' "$(hostname)" >> "$log"\n'
         tmp = shlex.quote(f"{status_file}.tmp")
@@ -291,6 +316,8 @@ def job_script(job: Job, threads: int, status_file: Path | None = None) -> str:
         threads=threads,
         host=host,
         status=status,
+        watch=watch,
+        unwatch=unwatch,
     )
 
 
@@ -342,10 +369,16 @@ def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
-def _start_local(job: Job, threads: int, done: queue.Queue) -> subprocess.Popen:
-    """Start one job in a new session; a watcher thread reports (id, code) on ``done``."""
+def _start_local(job: Job, threads: int, done: queue.Queue, watch_fd: int) -> subprocess.Popen:
+    """Start one job in a new session; a watcher thread reports (id, code) on ``done``.
+
+    The job gets ``watch_fd`` (see :func:`job_script`) and no other descriptor of the runner.
+    """
     proc = subprocess.Popen(
-        ["bash", "-c", job_script(job, threads)], stdin=subprocess.DEVNULL, start_new_session=True
+        ["bash", "-c", job_script(job, threads, watch_fd=watch_fd)],
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        pass_fds=(watch_fd,),
     )
 
     def watch() -> None:
@@ -371,24 +404,30 @@ def run_local(jobs: Sequence[Job], resources: Resources) -> dict[int, int]:
     """Run the jobs on this machine, at most ``max_jobs_run`` at once; map job id -> code.
 
     If anything interrupts the loop (a signal raising :class:`Interrupted`), the running jobs
-    are killed, process group and all, before the exception goes on.
+    are killed, process group and all, before the exception goes on.  If the runner is
+    killed outright, the jobs' watchers kill them (see :func:`job_script`).
     """
     limit = resources.max_jobs_run or len(jobs)
     pending = list(reversed(jobs))
     running: dict[int, subprocess.Popen] = {}
     done: queue.Queue = queue.Queue()
     codes: dict[int, int] = {}
+    # Both ends are close-on-exec: only the jobs get the read end (pass_fds), and no child
+    # gets the write end, so it closes exactly when this process ends.
+    watch_read, watch_write = os.pipe()
     try:
         while pending or running:
             while pending and len(running) < limit:
                 job = pending.pop()
-                running[job.job_id] = _start_local(job, resources.num_threads, done)
+                running[job.job_id] = _start_local(job, resources.num_threads, done, watch_read)
             job_id, code = done.get()
             del running[job_id]
             codes[job_id] = code
     finally:
         with signals_blocked():
             _kill_groups(list(running.values()))
+        os.close(watch_read)
+        os.close(watch_write)
     return codes
 
 
@@ -456,27 +495,87 @@ def _cancel(slurm_id: str) -> None:
     subprocess.run([scancel, slurm_id], check=False)
 
 
-def submit_and_wait(cmd: Sequence[str]) -> str:
+# The reaper's bash code; $1 is its log, $2 the runner's name.  The first line is the job
+# id (EOF: nothing was submitted); then "done" means the runner saw the job end or cancelled
+# it, and EOF without it means the runner died first.
+_REAPER = r"""read -r id || exit 0
+read -r msg
+[ "$msg" = "done" ] && exit 0
+exec >> "$1" 2>&1
+echo "$(date): $2 died while Slurm job $id was running; cancelling it"
+exec scancel "$id"
+"""
+
+
+class SlurmReaper:
+    """Cancels the Slurm job if the runner dies without saying the job is over.
+
+    sbatch leaves the job running when it is killed, and a runner killed by SIGKILL cannot
+    run scancel; so a small bash process in its own session (out of reach of a kill of the
+    step's process group) holds the read end of a pipe whose write end only the runner has
+    (close-on-exec), and runs scancel if the pipe ends before the runner wrote "done".
+    """
+
+    def __init__(self, log: Path):
+        read_end, self._write_end = os.pipe()
+        self._watching = False
+        try:
+            self._proc = subprocess.Popen(
+                ["bash", "-c", _REAPER, "slurm-reaper", str(log), PROGS["slurm"]],
+                stdin=read_end,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,  # a caller reading our stderr must not wait for it
+                start_new_session=True,
+            )
+        except BaseException:
+            os.close(self._write_end)
+            raise
+        finally:
+            os.close(read_end)
+
+    def _send(self, line: str) -> None:
+        with contextlib.suppress(OSError):  # the reaper is gone (killed): nothing to tell
+            os.write(self._write_end, f"{line}\n".encode())
+
+    def watch(self, slurm_id: str) -> None:
+        """Cancel this job if the runner dies before :meth:`release`."""
+        self._send(slurm_id)
+        self._watching = True
+
+    def release(self) -> None:
+        """The job has ended or was cancelled: let the reaper exit without cancelling."""
+        if self._watching:
+            self._send("done")
+        os.close(self._write_end)
+        self._proc.wait()
+
+
+def submit_and_wait(cmd: Sequence[str], cancel_log: Path) -> str:
     """Run ``sbatch --parsable --wait``; return the Slurm job id once all tasks have ended.
 
     sbatch prints the id as soon as it has submitted, then waits; the id is logged (for
-    squeue/sacct) and an interrupt cancels the job.  No id means the submission itself
+    squeue/sacct), and an interrupt cancels the job, as does the death of the runner (a
+    :class:`SlurmReaper`, which logs to ``cancel_log``).  No id means the submission itself
     failed (sbatch has said why on stderr).
     """
+    reaper = SlurmReaper(cancel_log)
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True)
     slurm_id = ""
     try:
         slurm_id = proc.stdout.readline().strip().split(";")[0]
         if slurm_id:
+            reaper.watch(slurm_id)
             logger.info("submitted Slurm job %s, script %s; waiting for it", slurm_id, cmd[-1])
         proc.stdout.read()
         code = proc.wait()
     except Interrupted:
         with signals_blocked():
             _cancel(slurm_id)
+            reaper.release()
             proc.terminate()
             proc.wait()
         raise
+    reaper.release()
     if not slurm_id:
         raise SpeechSSLError(f"sbatch failed (exit status {code}): {shlex.join(cmd)}")
     return slurm_id
@@ -507,7 +606,8 @@ def run_slurm(jobs: Sequence[Job], request: Request) -> dict[int, int | None]:
     script = qdir / f"{name}.sh"
     with atomic_write(script) as f:
         f.write(slurm_script(jobs, request.resources.num_threads, status))
-    submit_and_wait(sbatch_command(sbatch, script, name, request.jobs, request.resources))
+    cmd = sbatch_command(sbatch, script, name, request.jobs, request.resources)
+    submit_and_wait(cmd, qdir / f"{name}.cancel.log")
     codes = {job_id: read_status(path) for job_id, path in status.items()}
     for job_id in sorted(i for i, code in codes.items() if code is None):
         logger.warning(

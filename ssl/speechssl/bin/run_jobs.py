@@ -6,7 +6,9 @@
 The interface is that of Kaldi's run.pl / slurm.pl; see :mod:`speechssl.jobs` and
 ``--help``.  Exit status: 0 if every job succeeded; 1 if any failed (after the line
 ``<prog>: k / n failed, log is in ...``) or the command line is wrong; 128+N if the runner
-was stopped by signal N, after killing the jobs it had started.
+was stopped by signal N, after killing the jobs it had started.  A runner killed outright
+(``kill -9``) takes its jobs with it too: local jobs kill themselves and a Slurm job is
+cancelled (see :mod:`speechssl.jobs`).
 """
 
 from __future__ import annotations
