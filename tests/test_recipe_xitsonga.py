@@ -160,6 +160,14 @@ def test_a_missing_root_is_named(recipe, tmp_path):
     proc = sh(f"./run.sh --xitsonga {tmp_path}/nowhere --stop-stage 0", cwd=recipe,
               check=False)
     assert proc.returncode == 1 and f"no such directory: {tmp_path}/nowhere" in proc.stderr
+    assert "the Xitsonga wavs, nchlt_tso_*.wav; set --xitsonga" in proc.stderr
+
+
+def test_the_data_script_names_its_corpora(recipe, fake, tmp_path):
+    proc = sh(f"local/awe/prepare_data.sh --corpus timit {fake.root} {fake.alignments} "
+              f"{tmp_path}/data", cwd=recipe, check=False)
+    assert proc.returncode == 1
+    assert "--corpus must be buckeye or xitsonga, got 'timit'" in proc.stderr
 
 
 def test_the_original_nchlt_layout_is_not_the_zerospeech_one(fake, tmp_path):

@@ -10,7 +10,6 @@
 #   downsampled MFCC (10 frames)        devpart2 0.245         zs 0.217
 #   CAE-RNN AWE (UTD pairs)             0.29-0.32
 #   DTW on CPC, APC and CAE features beats MFCC; CPC the most.
-# Ours (exp/results/results.md, stage 6) go here once measured.
 set -euo pipefail
 
 buckeye=/data/buckeye                   # folder of sNN/sNNMMx.wav (the unpacked corpus)
@@ -82,7 +81,7 @@ awe_opts() {  # awe_opts <features>
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   # Kaldi data dirs with segments: one utterance per run of words without a gap.
-  local/buckeye/prepare_data.sh --utd-pairs "$utd_pairs" "$buckeye" "$alignments" data
+  local/awe/prepare_data.sh --corpus buckeye --utd-pairs "$utd_pairs" "$buckeye" "$alignments" data
   for x in $sets; do
     utils/validate_data_dir.sh "data/$x"
   done

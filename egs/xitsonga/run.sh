@@ -12,7 +12,6 @@
 #   downsampled MFCC (10 frames)        0.136
 #   CAE-RNN AWE (UTD pairs)             0.29-0.32 (over Buckeye and Xitsonga)
 #   DTW on CPC, APC and CAE features beats MFCC; CPC the most.
-# Ours (exp/results/results.md, stage 6) go here once measured.
 set -euo pipefail
 
 xitsonga=/data/zerospeech2015/xitsonga_wavs       # folder of nchlt_tso_*.wav
@@ -76,7 +75,7 @@ awe_opts() {  # awe_opts <features>
 
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   # A Kaldi data dir with segments: one utterance per run of words without a gap.
-  local/xitsonga/prepare_data.sh --utd-pairs "$utd_pairs" "$xitsonga" "$alignments" data
+  local/awe/prepare_data.sh --corpus xitsonga --utd-pairs "$utd_pairs" "$xitsonga" "$alignments" data
   utils/validate_data_dir.sh "data/$x"
 fi
 
