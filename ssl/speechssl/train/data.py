@@ -42,6 +42,7 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+from speechssl.augment import noise_bank
 from speechssl.data.audio import AudioReader
 from speechssl.data.batch import FrameBatch, PairBatch, ViewBatch
 from speechssl.data.datadir import DataDir
@@ -50,7 +51,7 @@ from speechssl.data.pairs import load_pairs
 from speechssl.dtw import normalise_rows, pair_alignments
 from speechssl.errors import InputError
 from speechssl.features import FbankConfig
-from speechssl.train.augment import augment_view, noise_bank
+from speechssl.train.augment import augment_view
 from speechssl.train.config import ExperimentConfig
 from speechssl.train.inputs import (
     INT16_SCALE,
