@@ -2,7 +2,7 @@
 # Compute Kaldi fbank or MFCC features for a data dir with kaldi-native-fbank.
 # steps/make_fbank.sh and steps/make_mfcc.sh are this script with --feat-type set.
 # Writes <feat-dir>/raw_<type>_<set>.JOB.{ark,scp} (absolute paths), then feats.scp,
-# utt2num_frames, utt2dur and frame_shift in the data dir.
+# utt2num_frames, utt2dur and frame_shift in the data dir; a failed run changes neither.
 set -euo pipefail
 # shellcheck source=../path.sh
 . "$(dirname "$(readlink -f "$0")")/../path.sh"
@@ -50,55 +50,97 @@ esac
 name=$(basename "$data")
 python -m speechssl.bin.compute_feats --check-config --kind "$feat_type" --config "$config"
 
-"$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text "$data"
+# The tables this step writes, and the CMVN stats they make stale: an earlier run's copies
+# are about to be replaced, so they are neither checked nor split.
+outputs=(utt2num_frames utt2dur frame_shift feats.scp)
+ignore=()
+for f in "${outputs[@]}" cmvn.scp; do ignore+=(--ignore "$f"); done
+"$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text "${ignore[@]}" "$data"
+num_utts=$(wc -l < "$data/utt2spk")
+if ! [[ $nj =~ ^[0-9]+$ ]] || [ "$nj" -lt 1 ] || [ "$nj" -gt "$num_utts" ]; then
+  echo "$0: --nj must be between 1 and $num_utts (utterances in $data), got '$nj'" >&2
+  exit 1
+fi
 mkdir -p "$logdir" "$featdir"
 featdir=$(cd "$featdir" && pwd)  # scp files must hold absolute paths
+sdata=$("$SPEECHSSL_ROOT/utils/split_data.sh" --per-utt "${ignore[@]}" "$data" "$nj")
 
-# Outputs of an earlier run no longer describe this one: keep them out of the way.
-mkdir -p "$data/.backup"
-for f in feats.scp utt2num_frames utt2dur frame_shift cmvn.scp; do
-  if [ -f "$data/$f" ]; then mv "$data/$f" "$data/.backup/$f"; fi
-done
-
-sdata=$("$SPEECHSSL_ROOT/utils/split_data.sh" --per-utt "$data" "$nj")
+# A failed run changes nothing. Each job writes $ark.new and $scp.new, whose lines already
+# name the final $ark; the data-dir tables are merged in $new. The archives of an earlier
+# run, which its feats.scp points into, are overwritten (by renames) only once the 95%
+# rule has passed; on any failure the trap removes what this run staged (also the .tmp
+# files of a job that was killed before it could remove them itself).
+ark=$featdir/raw_${feat_type}_$name.JOB.ark
+scp=$featdir/raw_${feat_type}_$name.JOB.scp
+new=$data/.make_feats.new
+remove_staged() {
+  local n
+  for n in $(seq "$nj"); do
+    rm -f "${ark//JOB/$n}".new{,.tmp} "${scp//JOB/$n}".new{,.tmp} || true
+  done
+  rm -rf "$new"
+}
+trap remove_staged EXIT
+rm -rf "$new"  # left by a killed run
+mkdir "$new"
 opts=(--kind "$feat_type" --config "$config" --seed "$seed")
 if $compress; then opts+=(--compress); fi
 if $allow_resample; then opts+=(--allow-resample); fi
 
 log "computing $feat_type for $data with $nj jobs"
-$cmd JOB=1:"$nj" "$logdir/make_${feat_type}_$name.JOB.log" \
+job_log=$logdir/make_${feat_type}_$name.JOB.log
+if ! $cmd JOB=1:"$nj" "$job_log" \
   python -m speechssl.bin.compute_feats "${opts[@]}" \
-    --utt2num-frames "$logdir/utt2num_frames.JOB" --utt2dur "$logdir/utt2dur.JOB" \
-    --frame-shift "$logdir/frame_shift.JOB" \
-    "$sdata/JOB" "$featdir/raw_${feat_type}_$name.JOB.ark" "$featdir/raw_${feat_type}_$name.JOB.scp"
+    --utt2num-frames "$new/utt2num_frames.JOB" --utt2dur "$new/utt2dur.JOB" \
+    --frame-shift "$new/frame_shift.JOB" --ark-in-scp "$ark" \
+    "$sdata/JOB" "$ark.new" "$scp.new"; then
+  # Name the cause (e.g. which file could not be written) without opening the logs.
+  for n in $(seq "$nj"); do
+    if [ -f "${job_log//JOB/$n}" ]; then awk '/^ERROR/' "${job_log//JOB/$n}"; fi
+  done | awk -v prog="$0" 'NR <= 5 {print prog ": " $0}' >&2
+  echo "$0: feature jobs failed; $data is unchanged" >&2
+  exit 1
+fi
 
-# Merge the jobs' outputs; each file appears under its final name only when complete,
-# and feats.scp, the one later steps look for, comes last.
 merge_jobs() {  # merge_jobs <output> <input path with JOB in it>
-  local out=$1 pattern=$2 n
-  for n in $(seq "$nj"); do cat "${pattern//JOB/$n}"; done | sort > "$out.tmp"
-  mv "$out.tmp" "$out"
+  local n
+  for n in $(seq "$nj"); do cat "${2//JOB/$n}"; done | sort > "$1"
 }
-merge_jobs "$data/utt2num_frames" "$logdir/utt2num_frames.JOB"
-merge_jobs "$data/utt2dur" "$logdir/utt2dur.JOB"
-cp "$logdir/frame_shift.1" "$data/frame_shift"
-merge_jobs "$data/feats.scp" "$featdir/raw_${feat_type}_$name.JOB.scp"
-rm -f "$logdir"/utt2num_frames.* "$logdir"/utt2dur.* "$logdir"/frame_shift.*
-mkdir -p "$data/conf"
-cp "$config" "$data/conf/$feat_type.conf"
+merge_jobs "$new/utt2num_frames" "$new/utt2num_frames.JOB"
+merge_jobs "$new/utt2dur" "$new/utt2dur.JOB"
+cp "$new/frame_shift.1" "$new/frame_shift"
+merge_jobs "$new/feats.scp" "$scp.new"
 
 # Kaldi's rule: fewer than 95% of the utterances with features is a failure.
-num_utts=$(wc -l < "$data/utt2spk")
-num_feats=$(wc -l < "$data/feats.scp")
+num_feats=$(wc -l < "$new/feats.scp")
 if [ "$num_feats" -lt "$num_utts" ]; then
-  failed=$("$SPEECHSSL_ROOT/utils/filter_scp.sh" --exclude "$data/feats.scp" "$data/utt2spk" \
-             | cut -d' ' -f1 | head -n 10 | tr '\n' ' ')
+  # awk reads the whole listing: `head` would exit early, and the listing, killed by
+  # SIGPIPE, would end the step (pipefail) before it could say anything.
+  failed=$("$SPEECHSSL_ROOT/utils/filter_scp.sh" --exclude "$new/feats.scp" "$data/utt2spk" \
+             | awk 'NR <= 10 {printf "%s ", $1}')
   if [ $((num_feats * 100)) -lt $((num_utts * 95)) ]; then
     echo "$0: only $num_feats of $num_utts utterances of $data got features (under 95%)." >&2
     echo "$0: failed (first 10): $failed; see $logdir/make_${feat_type}_$name.*.log" >&2
+    echo "$0: $data is unchanged; fix the audio (or --allow-resample) and run again" >&2
     exit 1
   fi
   log "skipped $((num_utts - num_feats)) of $num_utts utterances (first 10: $failed);" \
       "see $logdir/make_${feat_type}_$name.*.log and run utils/fix_data_dir.sh $data"
 fi
+
+# Success. Copies first (a full disk fails them with the dir intact): the old outputs, and
+# the CMVN stats computed from them, go to .backup as in Kaldi. Then only renames put the
+# new files in place, archives first and feats.scp last.
+mkdir -p "$data/.backup" "$data/conf"
+for f in "${outputs[@]}" cmvn.scp; do
+  if [ -f "$data/$f" ]; then cp -p "$data/$f" "$data/.backup/$f"; fi
+done
+cp "$config" "$new/$feat_type.conf"
+for n in $(seq "$nj"); do
+  mv "${ark//JOB/$n}.new" "${ark//JOB/$n}"
+  mv "${scp//JOB/$n}.new" "${scp//JOB/$n}"
+done
+for f in "${outputs[@]}"; do mv "$new/$f" "$data/$f"; done
+mv "$new/$feat_type.conf" "$data/conf/$feat_type.conf"
+rm -f "$data/cmvn.scp"
 log "succeeded creating $feat_type features for $name ($num_feats utterances)"

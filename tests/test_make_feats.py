@@ -159,8 +159,9 @@ def test_interrupted_step_leaves_no_feats_scp(data_dir, root):
     feats.scp, nor a complete-looking archive."""
     feats = data_dir.parent / "feats"
     feats.mkdir()
-    (feats / "raw_fbank_train.2.ark.tmp").mkdir()  # job 2 cannot open its output
+    (feats / "raw_fbank_train.2.ark.new.tmp").mkdir()  # job 2 cannot open its output
     proc = _make("fbank", data_dir, root, FBANK_CONF, check=False)
     assert proc.returncode != 0 and "1 / 2 failed" in proc.stderr
     assert not (data_dir / "feats.scp").exists()
     assert not (feats / "raw_fbank_train.2.ark").exists()
+    assert sorted(p.name for p in feats.iterdir()) == ["raw_fbank_train.2.ark.new.tmp"]

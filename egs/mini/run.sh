@@ -91,7 +91,8 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   # trains the probes, the AWEs and the SV backends; train_heldout (5 other utterances per
   # speaker) tests the speaker probe. Test speakers are never seen in training. (The tiny
   # corpus has 5 utterances per speaker: 4 and 1.)
-  min_utts=$(awk '{print NF - 1}' data/train/spk2utt | sort -n | head -n 1)
+  # The minimum in awk alone: `sort | head` dies of SIGPIPE (pipefail) on many speakers.
+  min_utts=$(awk 'NR == 1 || NF - 1 < m {m = NF - 1} END {print m}' data/train/spk2utt)
   heldout_per_spk=$(( min_utts >= 25 ? 5 : 1 ))
   eval_per_spk=$(( min_utts - heldout_per_spk < 20 ? min_utts - heldout_per_spk : 20 ))
   for feat in "" _fbank _mfcc; do

@@ -7,6 +7,7 @@ so that the user can go straight to it.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 
 
 class SpeechSSLError(Exception):
@@ -40,3 +41,16 @@ class InputError(SpeechSSLError):
         if self.key is not None:
             where += f"key '{self.key}': "
         return where + self.message
+
+
+EXAMPLES_SHOWN = 5  # ids quoted in an error message about a set of bad ones
+
+
+def examples(keys: Iterable[str], shown: int = EXAMPLES_SHOWN) -> str:
+    """A few of ``keys`` for a message, in C order, with ``...`` when there are more.
+
+    >>> examples(["u3", "u1", "u2"], shown=2)
+    'u1 u2 ...'
+    """
+    keys = sorted(str(k) for k in keys)
+    return " ".join(keys[:shown]) + (" ..." if len(keys) > shown else "")

@@ -1,11 +1,13 @@
-"""Atomic file output: a step that is interrupted never leaves a finished-looking file."""
+"""File output and input plumbing: atomic writes (a step that is interrupted never leaves a
+finished-looking file) and parallel reads of many small files (audio headers)."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 
@@ -31,3 +33,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def parallel_map(fn: Callable, items: Sequence, nj: int) -> list:
+    """``[fn(x) for x in items]`` on ``nj`` threads: for I/O-bound work (file headers,
+    subprocesses), where threads overlap the waiting."""
+    if nj <= 1 or len(items) < 2:
+        return [fn(x) for x in items]
+    with ThreadPoolExecutor(nj) as pool:
+        return list(pool.map(fn, items))

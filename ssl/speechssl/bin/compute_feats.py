@@ -36,6 +36,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--utt2num-frames", help="write frame counts here")
     p.add_argument("--utt2dur", help="write durations (seconds) here")
     p.add_argument("--frame-shift", help="write the frame shift (seconds) here")
+    p.add_argument("--ark-in-scp", metavar="PATH",
+                   help="the archive path the scp lines name, if not <ark>: the step writes "
+                        "<ark> beside the live archive and renames it to PATH on success")
     p.add_argument("--check-config", action="store_true",
                    help="only read and check the config, then exit")
     p.add_argument("data_dir", nargs="?")
@@ -56,7 +59,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     reader = AudioReader(args.data_dir, sample_rate=int(config.sample_frequency),
                          resample=args.allow_resample)
     num_frames, durations, failed = {}, {}, []
-    with ArkScpWriter(args.ark, args.scp, compress=args.compress) as writer:
+    with ArkScpWriter(args.ark, args.scp, compress=args.compress,
+                      ark_in_scp=args.ark_in_scp) as writer:
         for utt in reader.utterances():
             try:
                 samples, rate = reader.read(utt)

@@ -13,10 +13,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="split_data", description=__doc__)
     p.add_argument("--per-utt", action="store_true",
                    help="split by utterance (into split<N>utt), speakers may be divided")
+    p.add_argument("--ignore", action="append", default=[], metavar="FILE",
+                   help="leave this file out of the parts (repeatable), e.g. the feats.scp "
+                        "that the calling step is about to replace")
     p.add_argument("data_dir")
     p.add_argument("num_parts", type=int)
     args = p.parse_args(argv)
-    parts = split_data_dir(args.data_dir, args.num_parts, per_utt=args.per_utt)
+    parts = split_data_dir(args.data_dir, args.num_parts, per_utt=args.per_utt,
+                           ignore=args.ignore)
     print(parts[0].parent)
     return 0
 

@@ -19,11 +19,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-feats", action="store_true",
                    help="accepted for Kaldi compatibility: feats.scp is checked when present")
     p.add_argument("--need-feats", action="store_true", help="feats.scp is required")
+    p.add_argument("--ignore", action="append", default=[], metavar="FILE",
+                   help="do not check this file (repeatable): one the calling step replaces")
     p.add_argument("data_dir")
     args = p.parse_args(argv)
     d = validate_data_dir(args.data_dir, Requirements(text=not args.no_text,
                                                       wav=not args.no_wav,
-                                                      feats=args.need_feats))
+                                                      feats=args.need_feats,
+                                                      ignore=frozenset(args.ignore)))
     log.info("Successfully validated data-directory %s (%d utterances, %d speakers)",
              args.data_dir, len(d.utt2spk), len(set(d.utt2spk.values())))
     return 0

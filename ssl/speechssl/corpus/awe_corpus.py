@@ -39,14 +39,15 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import soundfile as sf
-
 from speechssl.corpus.utd_pairs import utd_pair_list
 from speechssl.corpus.wrd import WrdAlignments, WrdEntry, read_wrd
+from speechssl.data.audio import audio_header
 from speechssl.data.ctm import CtmEntry, write_ctm
-from speechssl.data.pairs import is_word
+from speechssl.data.pairs import is_word, time_to_frame
 from speechssl.data.table import PathLike, write_table
+from speechssl.data.write import staged_dir, write_tables
 from speechssl.errors import InputError
+from speechssl.features import FbankConfig
 from speechssl.fileio import atomic_write
 
 log = logging.getLogger(__name__)
@@ -144,16 +145,14 @@ class CorpusSummary:
 
 
 def frame_index(ms: int) -> int:
-    """The 10 ms frame boundary nearest to a time in ms, halves up (as time_to_frame)."""
-    return (ms + FRAME_SHIFT_MS // 2) // FRAME_SHIFT_MS
+    """The 10 ms frame boundary nearest to a time in ms, halves up (time_to_frame's rule)."""
+    return time_to_frame(ms / 1000, FRAME_SHIFT_MS / 1000)
 
 
 def kaldi_num_frames(duration_ms: int, rate: int) -> int:
-    """Frames Kaldi computes (25 ms windows every 10 ms, snip-edges) for a segment, less a
-    sample for the rounding of segment times to samples."""
-    samples = duration_ms * rate // 1000 - 1
-    window, shift = rate * FRAME_LENGTH_MS // 1000, rate * FRAME_SHIFT_MS // 1000
-    return 0 if samples < window else 1 + (samples - window) // shift
+    """Frames Kaldi computes (its default 25 ms windows every 10 ms, snip-edges) for a
+    segment, less a sample for the rounding of segment times to samples."""
+    return FbankConfig(sample_frequency=rate).num_frames(duration_ms * rate // 1000 - 1)
 
 
 def speech_regions(entries: list[WrdEntry]) -> list[list[WrdEntry]]:
@@ -234,25 +233,21 @@ def _seconds(ms: int) -> str:
 
 def write_set(dest: Path, utts: list[Utterance], audio: dict[str, Audio], min_frames: int,
               min_chars: int) -> SetSummary:
-    """The Kaldi tables, words.ctm and samediff_words of one set."""
-    dest.mkdir(parents=True, exist_ok=True)
-    (dest / "utd_pairs").unlink(missing_ok=True)   # from an earlier run: not this one's
+    """The Kaldi tables, words.ctm and samediff_words of one set, into the new ``dest``."""
     recs = sorted({u.rec for u in utts})
-    write_table(dest / "wav.scp", {r: str(audio[r].path.resolve()) for r in recs})
-    write_table(dest / "segments", {u.utt: [u.rec, _seconds(u.start_ms), _seconds(u.seg_end_ms)]
-                                    for u in utts})
-    write_table(dest / "utt2spk", {u.utt: u.spk for u in utts})
-    spk2utt: dict[str, list[str]] = {}
-    for u in sorted(utts, key=lambda u: u.utt):
-        spk2utt.setdefault(u.spk, []).append(u.utt)
-    write_table(dest / "spk2utt", spk2utt)
-    write_table(dest / "text", {u.utt: [w.label for w in u.words] for u in utts})
+    write_tables(dest, {
+        "wav.scp": {r: str(audio[r].path.resolve()) for r in recs},
+        "segments": {u.utt: [u.rec, _seconds(u.start_ms), _seconds(u.seg_end_ms)]
+                     for u in utts},
+        "utt2spk": {u.utt: u.spk for u in utts},
+        "text": {u.utt: [w.label for w in u.words] for u in utts}})
     write_ctm(dest / "words.ctm", [
         CtmEntry(u.utt, "1", (w.start_ms - u.start_ms) / 1000, (w.end_ms - w.start_ms) / 1000,
                  w.label) for u in utts for w in u.words])
     words = samediff_words(utts, min_frames, min_chars)
     write_table(dest / "samediff_words", {k: list(v) for k, v in words.items()})
-    return SetSummary(len(recs), len(spk2utt), len(utts), sum(len(u.words) for u in utts),
+    return SetSummary(len(recs), len({u.spk for u in utts}), len(utts),
+                      sum(len(u.words) for u in utts),
                       sum(u.words[-1].end_ms - u.start_ms for u in utts) / 1000, len(words))
 
 
@@ -297,14 +292,8 @@ def find_audio(layout: Layout, root: Path, recs: list[str], alignments: Path,
         shown = " ".join(str(paths[r]) for r in missing[:EXAMPLES])
         raise InputError(f"{len(missing)} of {len(recs)} recordings of {alignments} have no "
                          f"wav file, e.g. {shown}", path=root)
-    audio = {}
-    for rec, path in paths.items():
-        try:
-            info = sf.info(str(path))
-        except (sf.LibsndfileError, RuntimeError) as e:
-            raise InputError(f"cannot read audio: {e}", path=path, key=rec) from None
-        audio[rec] = Audio(path, info.samplerate, info.frames)
-    return audio
+    headers = {rec: audio_header(path, key=rec) for rec, path in paths.items()}
+    return {rec: Audio(paths[rec], h.sample_rate, h.frames) for rec, h in headers.items()}
 
 
 def write_utd_pairs(dest: Path, utts: list[Utterance], utd_pairs: PathLike,
@@ -349,8 +338,9 @@ def prepare_corpus(corpus: str, root: PathLike, alignments: PathLike, data_dir: 
                              f"{' ...' if len(present) > 12 else ''} only", path=wrd.path)
         utts = [u for rec in recs for u in recording_utterances(
             layout, wrd.by_rec[rec], audio[rec], wrd.path, summary.dropped)]
-        summary.sets[name] = write_set(data_dir / name, utts, audio, min_frames, min_chars)
-        if utd_pairs is not None:
-            summary.sets[name].utd_pairs = write_utd_pairs(data_dir / name, utts, utd_pairs,
-                                                           summary.dropped)
+        with staged_dir(data_dir / name) as tmp:
+            summary.sets[name] = write_set(tmp, utts, audio, min_frames, min_chars)
+            if utd_pairs is not None:
+                summary.sets[name].utd_pairs = write_utd_pairs(tmp, utts, utd_pairs,
+                                                               summary.dropped)
     return summary

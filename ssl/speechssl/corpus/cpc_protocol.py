@@ -17,11 +17,12 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from speechssl.corpus.librispeech import SAMPLE_RATE, staged_dir
-from speechssl.data.datadir import DataDir, _examples
+from speechssl.corpus.librispeech import SAMPLE_RATE
+from speechssl.data.datadir import DataDir
 from speechssl.data.edit import write_subset
 from speechssl.data.table import write_table
-from speechssl.errors import InputError
+from speechssl.data.write import staged_dir
+from speechssl.errors import InputError, examples
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +108,13 @@ def check_splits(labels_dir: Path, splits: dict[str, list[str]], corpus: DataDir
     overlap = set(splits[TRAIN_SPLIT]) & set(splits[TEST_SPLIT])
     if overlap:
         raise InputError(f"{len(overlap)} ids are in both {TRAIN_SPLIT} and {TEST_SPLIT} "
-                         f"({_examples(overlap)})", path=labels_dir)
+                         f"({examples(overlap)})", path=labels_dir)
     known = set(corpus.utts)
     for name, ids in splits.items():
         absent = set(ids) - known
         if absent:
             raise InputError(f"{len(absent)} of {len(ids)} ids are not utterances of "
-                             f"{corpus.path} ({_examples(absent)}); the CPC splits are "
+                             f"{corpus.path} ({examples(absent)}); the CPC splits are "
                              "subsets of train-clean-100", path=labels_dir / name)
 
 
@@ -145,7 +146,7 @@ def import_protocol(labels_dir: Path, corpus_dir: Path, train_dest: Path, test_d
     unlabelled = wanted - set(labels)
     if unlabelled:
         raise InputError(f"{len(unlabelled)} ids of the split lists have no line "
-                         f"({_examples(unlabelled)})", path=labels_dir / ALIGNMENTS)
+                         f"({examples(unlabelled)})", path=labels_dir / ALIGNMENTS)
     report_frame_counts(corpus, labels)
     summary = {}
     for name, dest in ((TRAIN_SPLIT, train_dest), (TEST_SPLIT, test_dest)):
@@ -163,5 +164,5 @@ def import_protocol(labels_dir: Path, corpus_dir: Path, train_dest: Path, test_d
     if unseen:
         log.warning("%d speakers of %s are not in %s (%s): the speaker probe needs every "
                     "test speaker in training", len(unseen), TEST_SPLIT, TRAIN_SPLIT,
-                    _examples(unseen))
+                    examples(unseen))
     return summary

@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import multiprocessing
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,11 +30,14 @@ from speechssl.corpus.synth import SAMPLE_RATE, Utterance, sample_sentence, synt
 from speechssl.corpus.vocabulary import ESPEAK_VOICES, VOCABULARY
 from speechssl.data.table import write_table
 from speechssl.data.trials import write_trials
+from speechssl.data.write import staged_dir
 from speechssl.errors import SpeechSSLError
 from speechssl.fileio import atomic_write
 
 log = logging.getLogger(__name__)
 SETS = ("train", "dev", "test")
+# fileio.atomic_write's temporary for <utt>.wav: ".<utt>.wav.<mkstemp's 8 characters>.tmp"
+TEMPORARY_WAV = re.compile(r"\..+\.wav\.[a-z0-9_]{8}\.tmp")
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,20 @@ def write_wav(path: Path, audio: np.ndarray) -> None:
     pcm = np.clip(np.round(audio.astype(np.float64) * 32767), -32768, 32767).astype(np.int16)
     with atomic_write(path, "wb") as f:
         sf.write(f, pcm, SAMPLE_RATE, subtype="PCM_16", format="WAV")
+
+
+def remove_stale_temporaries(wav_dir: Path) -> list[Path]:
+    """Remove the temporary wavs that a killed generation left in ``<wav_dir>/<spk>/``:
+    hidden, never renamed, they would stay forever.  Only files named as write_wav's
+    temporaries are touched."""
+    stale = [p for p in sorted(Path(wav_dir).glob("*/.*.tmp"))
+             if TEMPORARY_WAV.fullmatch(p.name) and p.is_file()]
+    for path in stale:
+        path.unlink()
+    if stale:
+        log.warning("removed %d temporary wavs of an interrupted generation, e.g. %s",
+                    len(stale), stale[0])
+    return stale
 
 
 def open_engine(speaker: Speaker) -> Espeak:
@@ -145,19 +163,21 @@ def speaker_table(splits: dict[str, list[Speaker]]) -> dict[str, str]:
 
 def write_set(out: Path, name: str, utts: list[Utterance], speakers: list[Speaker],
               config: CorpusConfig, seed: int) -> dict[str, int]:
-    """One data directory; returns counts for the summary."""
-    writer.write_data_dir(out, utts, speakers)
-    writer.write_ctms(out, utts)
+    """One data directory, written in one piece; returns counts for the summary."""
     counts = {f"{name}_speakers": len(speakers), f"{name}_utterances": len(utts),
               f"{name}_seconds": round(sum(u.num_samples for u in utts) / SAMPLE_RATE)}
-    if name in ("dev", "test"):
-        counts[f"{name}_samediff_words"] = writer.write_samediff(
-            out, utts, config.min_word_dur, config.min_word_chars)
-    if name == "test":
-        trials = writer.make_trials(utts, seed, config.trials_target, config.trials_nontarget)
-        write_trials(out / "trials", trials)
-        counts["test_trials_target"] = sum(t.target for t in trials)
-        counts["test_trials_nontarget"] = sum(not t.target for t in trials)
+    with staged_dir(out) as tmp:
+        writer.write_data_dir(tmp, utts, speakers)
+        writer.write_ctms(tmp, utts)
+        if name in ("dev", "test"):
+            counts[f"{name}_samediff_words"] = writer.write_samediff(
+                tmp, utts, config.min_word_dur, config.min_word_chars)
+        if name == "test":
+            trials = writer.make_trials(utts, seed, config.trials_target,
+                                        config.trials_nontarget)
+            write_trials(tmp / "trials", trials)
+            counts["test_trials_target"] = sum(t.target for t in trials)
+            counts["test_trials_nontarget"] = sum(not t.target for t in trials)
     return counts
 
 
@@ -171,6 +191,7 @@ def write_rejections(path: Path, rejected: list[Rejection]) -> None:
 def generate_corpus(config: CorpusConfig, seed: int, nj: int, wav_dir: Path,
                     data_dir: Path) -> dict[str, int]:
     """Synthesise the corpus into ``wav_dir`` and write ``data_dir``; returns the summary."""
+    remove_stale_temporaries(wav_dir)
     load_loader()  # fail before starting workers if libespeak-ng is missing
     speakers = make_speakers(config.num_speakers, config.languages, config.variants, seed)
     splits = split_speakers(speakers, config.dev_fraction, config.test_fraction)

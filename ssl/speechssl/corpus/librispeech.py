@@ -20,19 +20,14 @@ digit, so utterances in C order are grouped by speaker in C order, as Kaldi requ
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
-import shutil
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile as sf
-
-from speechssl.data.datadir import _examples
-from speechssl.data.table import write_table
-from speechssl.errors import InputError
+from speechssl.data.audio import audio_header
+from speechssl.data.write import staged_dir, write_tables
+from speechssl.errors import InputError, examples
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +129,7 @@ def chapter_utterances(chapter_dir: Path, reader: str, chapter: str) -> list[Utt
     unlisted = set(flacs) - set(texts)
     if unlisted:
         raise InputError(f"{len(unlisted)} .flac files have no line in {trans.name} "
-                         f"({_examples(unlisted)})", path=chapter_dir)
+                         f"({examples(unlisted)})", path=chapter_dir)
     return [Utterance(utt, reader, flacs[utt].resolve(), text) for utt, text in texts.items()]
 
 
@@ -153,14 +148,7 @@ def scan_subset(root: Path, subset: str) -> list[Utterance]:
 
 def duration(flac: Path) -> float:
     """Seconds, from the FLAC header; the audio must be 16 kHz mono."""
-    try:
-        info = sf.info(str(flac))
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise InputError(f"cannot read the audio header: {e}", path=flac) from None
-    if info.samplerate != SAMPLE_RATE or info.channels != 1:
-        raise InputError(f"expected {SAMPLE_RATE} Hz mono, got {info.samplerate} Hz with "
-                         f"{info.channels} channels", path=flac)
-    return info.frames / info.samplerate
+    return audio_header(flac).require(SAMPLE_RATE, mono=True).seconds
 
 
 def format_seconds(seconds: float) -> str:
@@ -168,45 +156,22 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds:.7f}".rstrip("0").rstrip(".")
 
 
-@contextlib.contextmanager
-def staged_dir(dest: Path) -> Iterator[Path]:
-    """Build a data dir in a temporary sibling folder, then put it in place of ``dest``,
-    so that an interrupted run leaves the old dir or none, never half of a new one."""
-    tmp = dest.parent / f".{dest.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = dest.parent / f".{dest.name}.old"
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        dest.rename(old)
-    tmp.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def write_data_dir(utts: list[Utterance], genders: dict[str, str], speakers_txt: Path,
                    dest: Path) -> dict[str, float]:
     """Write the Kaldi data dir of one subset; returns counts and hours."""
     missing = {u.reader for u in utts} - set(genders)
     if missing:
-        raise InputError(f"{len(missing)} readers have no line ({_examples(missing)})",
+        raise InputError(f"{len(missing)} readers have no line ({examples(missing)})",
                          path=speakers_txt)
     durations = {u.utt: duration(u.flac) for u in utts}
-    spk2utt: dict[str, list[str]] = {}
-    for u in utts:
-        spk2utt.setdefault(u.reader, []).append(u.utt)
+    readers = sorted({u.reader for u in utts})
     with staged_dir(dest) as tmp:
-        write_table(tmp / "wav.scp", {u.utt: str(u.flac) for u in utts})
-        write_table(tmp / "text", {u.utt: u.text for u in utts})
-        write_table(tmp / "utt2spk", {u.utt: u.reader for u in utts})
-        write_table(tmp / "spk2utt", spk2utt)
-        write_table(tmp / "spk2gender", {spk: genders[spk] for spk in spk2utt})
-        write_table(tmp / "utt2dur", {k: format_seconds(v) for k, v in durations.items()})
-    return {"utterances": len(utts), "speakers": len(spk2utt),
+        write_tables(tmp, {"wav.scp": {u.utt: str(u.flac) for u in utts},
+                           "text": {u.utt: u.text for u in utts},
+                           "utt2spk": {u.utt: u.reader for u in utts},
+                           "spk2gender": {spk: genders[spk] for spk in readers},
+                           "utt2dur": {k: format_seconds(v) for k, v in durations.items()}})
+    return {"utterances": len(utts), "speakers": len(readers),
             "hours": sum(durations.values()) / 3600}
 
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from speechssl.corpus.voxceleb import Recording, write_data_dir
+from speechssl.data.write import Recording, recording_tables, staged_dir, write_tables
 from speechssl.errors import InputError
 
 log = logging.getLogger(__name__)
 
 MUSAN_CATEGORIES = ("music", "noise", "speech")
 RIR_ROOMS = ("smallroom", "mediumroom")
+SAMPLE_RATE = 16000
 EXAMPLES = 5
 
 
@@ -98,3 +99,11 @@ def prepare_rirs(root: Path, data_dir: Path, nj: int = 1) -> Path:
         raise InputError("RIRS_NOISES directory does not exist", path=root)
     recs = [r for room in RIR_ROOMS for r in rir_files(root, room)]
     return write_data_dir(Path(data_dir) / "rirs", sorted(recs, key=lambda r: r.utt), nj)
+
+
+def write_data_dir(dest: Path, recs: list[Recording], nj: int) -> Path:
+    """wav.scp, utt2spk, spk2utt and utt2dur: every file its own speaker."""
+    with staged_dir(dest) as tmp:
+        write_tables(tmp, recording_tables(recs, SAMPLE_RATE, nj))
+    log.info("%s: %d files", dest, len(recs))
+    return dest

@@ -24,16 +24,14 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile as sf
-
-from speechssl.data.table import write_table
 from speechssl.data.trials import Trial, write_trials
-from speechssl.errors import InputError, SpeechSSLError
+from speechssl.data.write import Recording, recording_tables, staged_dir, write_tables
+from speechssl.errors import InputError, SpeechSSLError, examples
+from speechssl.fileio import parallel_map
 
 log = logging.getLogger(__name__)
 
@@ -44,29 +42,12 @@ VIDEO_RE = re.compile(r"[A-Za-z0-9_-]+")
 SEGMENT_RE = re.compile(r"\d{5}")
 O_LISTS = ("veri_test2.txt", "veri_test.txt")  # cleaned first; the original as a fallback
 EXTENDED_LISTS = {"e": "list_test_all2.txt", "h": "list_test_hard2.txt"}
-EXAMPLES = 5
-
-
-@dataclass(frozen=True)
-class Recording:
-    utt: str      # <speaker>-<ytid>-<segment>
-    spk: str
-    path: Path    # absolute
-
-    @property
-    def relative(self) -> str:
-        return utt_file(self.utt)
 
 
 def utt_file(utt: str) -> str:
     """The name trial lists use, ``id10270/x6uYq-x31kE/00001.wav`` for the utterance
     ``id10270-x6uYq-x31kE-00001``: speaker and segment have fixed widths (7 and 5)."""
     return f"{utt[:7]}/{utt[8:-6]}/{utt[-5:]}.wav"
-
-
-def _examples(items: Iterable[str]) -> str:
-    items = sorted(items)
-    return ", ".join(items[:EXAMPLES]) + (", ..." if len(items) > EXAMPLES else "")
 
 
 def _entries(path: Path) -> list[os.DirEntry]:
@@ -103,7 +84,7 @@ def scan_tree(root: Path, ext: str) -> list[Recording]:
                                           absolute / spk.name / video.name / seg.name))
     if skipped:
         log.warning("%s: skipped %d entries that are not %s (e.g. %s)", root, len(skipped),
-                    layout, _examples(skipped))
+                    layout, examples(skipped))
     if not recs:
         raise InputError(f"no audio found: expected {layout} below it", path=root)
     return recs
@@ -167,7 +148,7 @@ def split_voxceleb1(root: Path) -> Vox1Split:
             unknown = sorted({r.spk for r in recs} - set(meta))
             if unknown:
                 raise InputError(f"{len(unknown)} speakers under wav/ are not in vox1_meta.csv "
-                                 f"(e.g. {_examples(unknown)})", path=meta_path)
+                                 f"(e.g. {examples(unknown)})", path=meta_path)
             test = [r for r in recs if meta[r.spk][0] == "test"]
             how = f"by the Set column of {meta_path}"
         else:
@@ -224,7 +205,7 @@ def check_trials_present(trials: list[Trial], recs: Sequence[Recording], path: P
         names = [utt_file(u) for u in absent]
         raise InputError(f"{lines} of {len(trials)} trials name {len(absent)} files that are "
                          f"not among the {len(recs)} utterances of {what} (e.g. "
-                         f"{_examples(names)}); is the download complete?", path=path)
+                         f"{examples(names)}); is the download complete?", path=path)
 
 
 def o_trials_path(root: Path) -> Path:
@@ -240,61 +221,22 @@ def o_trials_path(root: Path) -> Path:
 
 # ----------------------------------------------------------------- data dirs
 
-def audio_seconds(path: Path) -> float:
-    """Duration from the header; an unreadable, empty or non-16 kHz file is an error."""
-    try:
-        info = sf.info(str(path))
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise InputError(f"cannot read audio: {e}", path=path) from None
-    if info.samplerate != SAMPLE_RATE or info.frames == 0:
-        raise InputError(f"expected non-empty {SAMPLE_RATE} Hz audio, got {info.frames} "
-                         f"samples at {info.samplerate} Hz", path=path)
-    return info.frames / info.samplerate
-
-
-def parallel_map(fn: Callable, items: Sequence, nj: int) -> list:
-    """``[fn(x) for x in items]`` on ``nj`` threads (for file headers and subprocesses)."""
-    if nj <= 1 or len(items) < 2:
-        return [fn(x) for x in items]
-    with ThreadPoolExecutor(nj) as pool:
-        return list(pool.map(fn, items))
-
-
-def replace_dir(tmp: Path, dest: Path) -> None:
-    """Put the finished ``tmp`` in place of ``dest`` (an interrupted run leaves ``dest``
-    as it was, or absent, never half-written)."""
-    old = dest.with_name(f".{dest.name}.old")
-    shutil.rmtree(old, ignore_errors=True)
-    if dest.exists():
-        dest.rename(old)
-    tmp.rename(dest)
-    shutil.rmtree(old, ignore_errors=True)
-
-
 def write_data_dir(dest: Path, recs: Sequence[Recording], nj: int = 1,
                    genders: dict[str, str] | None = None,
                    trials: dict[str, list[Trial]] | None = None) -> Path:
     """A Kaldi data dir: wav.scp, utt2spk, spk2utt, utt2dur (from the headers),
     spk2gender (where known) and ``trials`` files by name (``trials``, ``trials_e``...)."""
-    dest = Path(dest)
-    tmp = dest.with_name(f".{dest.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    seconds = parallel_map(audio_seconds, [r.path for r in recs], nj)
-    write_table(tmp / "wav.scp", {r.utt: str(r.path) for r in recs})
-    write_table(tmp / "utt2spk", {r.utt: r.spk for r in recs})
-    write_table(tmp / "utt2dur", {r.utt: f"{s:.3f}" for r, s in zip(recs, seconds, strict=True)})
-    spk2utt: dict[str, list[str]] = {}
-    for r in sorted(recs, key=lambda r: r.utt):
-        spk2utt.setdefault(r.spk, []).append(r.utt)
-    write_table(tmp / "spk2utt", spk2utt)
-    if genders and all(s in genders for s in spk2utt):
-        write_table(tmp / "spk2gender", {s: genders[s] for s in spk2utt})
-    for name, trial_list in (trials or {}).items():
-        write_trials(tmp / name, trial_list)
-    replace_dir(tmp, dest)
-    log.info("%s: %d utterances of %d speakers, %.2f hours%s", dest, len(recs), len(spk2utt),
-             sum(seconds) / 3600, "".join(f", {len(t)} {n}" for n, t in (trials or {}).items()))
+    with staged_dir(dest) as tmp:
+        tables = recording_tables(recs, SAMPLE_RATE, nj)
+        speakers = {r.spk for r in recs}
+        if genders and speakers <= set(genders):
+            tables["spk2gender"] = {s: genders[s] for s in speakers}
+        write_tables(tmp, tables)
+        for name, trial_list in (trials or {}).items():
+            write_trials(tmp / name, trial_list)
+    hours = sum(float(d) for d in tables["utt2dur"].values()) / 3600
+    log.info("%s: %d utterances of %d speakers, %.2f hours%s", dest, len(recs), len(speakers),
+             hours, "".join(f", {len(t)} {n}" for n, t in (trials or {}).items()))
     return dest
 
 
@@ -358,7 +300,7 @@ def convert_to_wav(recs: Sequence[Recording], wav_dir: Path, nj: int = 1) -> lis
         raise SpeechSSLError("ffmpeg not found: VoxCeleb2's m4a audio is decoded with it "
                              "(install it, e.g. apt-get install ffmpeg or conda install ffmpeg)")
     wav_dir = Path(wav_dir).resolve()
-    out = [Recording(r.utt, r.spk, wav_dir / r.relative) for r in recs]
+    out = [Recording(r.utt, r.spk, wav_dir / utt_file(r.utt)) for r in recs]
     todo = [(r.path, o.path) for r, o in zip(recs, out, strict=True) if not o.path.is_file()]
     log.info("decoding %d of %d m4a files to %s (%d already there) with %d jobs", len(todo),
              len(recs), wav_dir, len(recs) - len(todo), nj)

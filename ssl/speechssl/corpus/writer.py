@@ -18,8 +18,10 @@ from speechssl.corpus.align import SILENCE_PHONE, SILENCE_WORD, Segment
 from speechssl.corpus.speakers import Speaker
 from speechssl.corpus.synth import SAMPLE_RATE, SAMPLES_PER_MS, Utterance
 from speechssl.data.ctm import CtmEntry, write_ctm
+from speechssl.data.pairs import time_to_frame
 from speechssl.data.table import write_table
 from speechssl.data.trials import Trial
+from speechssl.data.write import write_tables
 from speechssl.fileio import atomic_write
 
 CTM_CHANNEL = "1"
@@ -27,16 +29,13 @@ CTM_CHANNEL = "1"
 
 def write_data_dir(out: Path, utts: list[Utterance], speakers: list[Speaker]) -> None:
     """The Kaldi tables of one set (C-sorted; utterance ids start with the speaker id)."""
-    write_table(out / "wav.scp", {u.utt_id: u.path for u in utts})
-    write_table(out / "utt2spk", {u.utt_id: u.spk_id for u in utts})
-    write_table(out / "text", {u.utt_id: " ".join(u.words) for u in utts})
-    write_table(out / "utt2lang", {u.utt_id: u.lang for u in utts})
-    write_table(out / "utt2dur", {u.utt_id: f"{u.num_samples / SAMPLE_RATE:.3f}" for u in utts})
-    spk2utt: dict[str, list[str]] = {}
-    for u in sorted(utts, key=lambda u: u.utt_id):
-        spk2utt.setdefault(u.spk_id, []).append(u.utt_id)
-    write_table(out / "spk2utt", spk2utt)
-    write_table(out / "spk2gender", {s.spk_id: s.gender for s in speakers})
+    write_tables(out, {
+        "wav.scp": {u.utt_id: u.path for u in utts},
+        "utt2spk": {u.utt_id: u.spk_id for u in utts},
+        "text": {u.utt_id: " ".join(u.words) for u in utts},
+        "utt2lang": {u.utt_id: u.lang for u in utts},
+        "utt2dur": {u.utt_id: f"{u.num_samples / SAMPLE_RATE:.3f}" for u in utts},
+        "spk2gender": {s.spk_id: s.gender for s in speakers}})
 
 
 def _ms(samples: int) -> int:
@@ -44,8 +43,8 @@ def _ms(samples: int) -> int:
 
 
 def frame_index(samples: int) -> int:
-    """10 ms frame of a boundary: its CTM time in ms / 10, rounded half up."""
-    return (_ms(samples) + 5) // 10
+    """10 ms frame of a boundary: the frame nearest its CTM time (whole ms), halves up."""
+    return time_to_frame(_ms(samples) / 1000, 0.01)
 
 
 def ctm_entries(rec: str, segments: Iterable[Segment]) -> list[CtmEntry]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from speechssl.data.table import PathLike, read_table
-from speechssl.errors import InputError
+from speechssl.errors import InputError, SpeechSSLError
 
 # Kaldi's CompressionMethod kAutomaticMethod (what `copy-feats --compress=true` uses).
 KALDI_AUTOMATIC_COMPRESSION = 1
@@ -43,12 +43,17 @@ class ArkScpWriter:
     """Stream matrices/vectors into ``ark_path`` and index them in ``scp_path``.
 
     Use as a context manager: both files appear under their names only if the block
-    finishes without an exception.
+    finishes without an exception; on any error (a full disk included, which often shows
+    only when the files are closed) the temporaries are removed.  The scp lines name
+    ``ark_in_scp`` (default ``ark_path``): a step that writes beside a live archive and
+    renames on success passes the final path here.
     """
 
-    def __init__(self, ark_path: PathLike, scp_path: PathLike, compress: bool = False):
+    def __init__(self, ark_path: PathLike, scp_path: PathLike, compress: bool = False,
+                 ark_in_scp: PathLike | None = None):
         self.ark_path = Path(ark_path).absolute()
         self.scp_path = Path(scp_path)
+        self.ark_in_scp = Path(ark_in_scp).absolute() if ark_in_scp else self.ark_path
         self.compression = KALDI_AUTOMATIC_COMPRESSION if compress else None
         self._ark_tmp = self.ark_path.with_name(self.ark_path.name + ".tmp")
         self._scp_tmp = self.scp_path.with_name(self.scp_path.name + ".tmp")
@@ -59,35 +64,69 @@ class ArkScpWriter:
     def __enter__(self) -> ArkScpWriter:
         self.ark_path.parent.mkdir(parents=True, exist_ok=True)
         self.scp_path.parent.mkdir(parents=True, exist_ok=True)
-        self._ark = open(self._ark_tmp, "wb")
-        self._scp = open(self._scp_tmp, "w", encoding="utf-8")
+        try:
+            self._ark = open(self._ark_tmp, "wb")
+            self._scp = open(self._scp_tmp, "w", encoding="utf-8")
+        except BaseException:
+            self._discard()
+            raise
         return self
 
     def write(self, key: str, array: np.ndarray) -> None:
         if not key or any(c.isspace() for c in key):
             raise InputError("archive key is empty or contains whitespace", key=key)
-        self._ark.write(key.encode("utf-8") + b" ")
-        offset = self._ark.tell()
-        if self.compression is not None and array.ndim == 2:
-            from kaldiio.matio import write_array  # only the compressed form needs kaldiio
+        with _naming(self.ark_path):
+            self._ark.write(key.encode("utf-8") + b" ")
+            offset = self._ark.tell()
+            if self.compression is not None and array.ndim == 2:
+                from kaldiio.matio import write_array  # only the compressed form needs kaldiio
 
-            write_array(self._ark, array.astype(np.float32, copy=False),
-                        compression_method=self.compression)
-        else:
-            self._ark.write(kaldi_binary(array))
-        self._scp.write(f"{key} {self.ark_path}:{offset}\n")
+                write_array(self._ark, array.astype(np.float32, copy=False),
+                            compression_method=self.compression)
+            else:
+                self._ark.write(kaldi_binary(array))
+        with _naming(self.scp_path):
+            self._scp.write(f"{key} {self.ark_in_scp}:{offset}\n")
         self.count += 1
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        self._ark.close()
-        self._scp.close()
-        if exc_type is None:
+        if exc_type is not None:
+            self._discard()  # the block's own exception is the one to report
+            return
+        ark_renamed = False
+        try:
+            with _naming(self.ark_path):
+                self._ark.close()  # flushes: where a full disk often shows
+            with _naming(self.scp_path):
+                self._scp.close()
             os.replace(self._ark_tmp, self.ark_path)
+            ark_renamed = True
             os.replace(self._scp_tmp, self.scp_path)
-        else:
-            for tmp in (self._ark_tmp, self._scp_tmp):
-                with contextlib.suppress(FileNotFoundError):
-                    tmp.unlink()
+        except BaseException:
+            self._discard()
+            if ark_renamed:  # an archive without its scp must not look finished
+                self.ark_path.unlink()
+            raise
+
+    def _discard(self) -> None:
+        """Close and remove the temporaries, whatever state they are in."""
+        for f in (self._ark, self._scp):
+            if f is not None:
+                with contextlib.suppress(OSError):
+                    f.close()
+        for tmp in (self._ark_tmp, self._scp_tmp):
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """Say which file a failed write or close was for (on its own, an ENOSPC from write()
+    says only "No space left on device")."""
+    try:
+        yield
+    except OSError as e:
+        raise SpeechSSLError(f"cannot write {path}: {e.strerror or e}") from e
 
 
 def read_matrix(rxfilename: str, scp: PathLike | None = None, key: str | None = None,

@@ -2,12 +2,16 @@
 
 Samples come back as float32 in [-1, 1).  A sample rate other than the expected one is an
 error unless resampling was asked for, because silently resampled audio gives features
-that no longer match a model trained on the original rate.
+that no longer match a model trained on the original rate.  A WAV whose data is shorter
+than its header says (a copy or download cut short) is read as far as it goes, with a
+warning like Kaldi's ``WaveData::Read``.
 """
 
 from __future__ import annotations
 
 import io
+import logging
+import struct
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,6 +23,10 @@ import soundfile as sf
 
 from speechssl.data.datadir import DataDir
 from speechssl.errors import InputError
+
+log = logging.getLogger(__name__)
+# Data chunk sizes that mean "read to the end" (streamed output), as in Kaldi's WaveInfo.
+STREAMED_SIZES = (0, 0xFFFFFFFF, 0x7FFFF000)  # 0x7FFFF000: what SoX writes to a pipe
 
 
 @dataclass(frozen=True)
@@ -37,11 +45,44 @@ def _read_pipe(command: str, rec: str, scp: Path) -> tuple[np.ndarray, int]:
     return _decode(io.BytesIO(proc.stdout), rec, scp, command)
 
 
+def wav_header_frames(f) -> int | None:
+    """The frames a WAV's header promises (data chunk bytes / block align), read from the
+    binary file ``f`` as Kaldi's ``WaveInfo::Read`` does; None for other formats and for
+    streamed WAVs, whose header gives no length.  libsndfile clips the count to the data
+    present, so it cannot tell that a file was cut short."""
+    head = f.read(12)
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:] != b"WAVE":
+        return None
+    block_align = 0
+    while len(chunk := f.read(8)) == 8:
+        name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+        if name == b"data":
+            return None if size in STREAMED_SIZES or not block_align else size // block_align
+        body = f.read(size + size % 2)  # chunks are padded to an even size
+        if name == b"fmt " and len(body) >= 14:
+            block_align = struct.unpack("<H", body[12:14])[0]
+    return None
+
+
+def _warn_if_truncated(source, frames_read: int, rec: str, scp: Path, what: str) -> None:
+    if isinstance(source, io.BytesIO):
+        source.seek(0)
+        expected = wav_header_frames(source)
+    else:
+        with open(source, "rb") as f:
+            expected = wav_header_frames(f)
+    if expected is not None and frames_read < expected:
+        log.warning("WaveData: %s: key '%s': '%s' is truncated: its header says %d samples, "
+                    "the file holds %d; using what is there", scp, rec, what, expected,
+                    frames_read)
+
+
 def _decode(source, rec: str, scp: Path, what: str) -> tuple[np.ndarray, int]:
     try:
         samples, rate = sf.read(source, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
         raise InputError(f"cannot read audio '{what}': {e}", path=scp, key=rec) from None
+    _warn_if_truncated(source, samples.shape[0], rec, scp, what)
     if samples.shape[1] != 1:
         raise InputError(f"'{what}' has {samples.shape[1]} channels; only mono is "
                          "supported (select a channel with a 'sox ... remix 1 |' pipe)",
@@ -135,3 +176,36 @@ class AudioReader:
         for utt in self.segments:
             samples, rate = self.read(utt)
             yield utt, samples, rate
+
+
+@dataclass(frozen=True)
+class AudioHeader:
+    """What an audio file's header says (any format soundfile reads: wav, flac, ...)."""
+    path: Path
+    sample_rate: int
+    frames: int
+    channels: int
+    key: str | None = None   # the utterance or recording, for messages
+
+    @property
+    def seconds(self) -> float:
+        return self.frames / self.sample_rate
+
+    def require(self, sample_rate: int, mono: bool = False, advice: str = "") -> AudioHeader:
+        """Non-empty audio at ``sample_rate`` (and one channel with ``mono``), else an
+        error naming the file, what it holds and ``advice``."""
+        if (self.sample_rate != sample_rate or self.frames == 0
+                or (mono and self.channels != 1)):
+            raise InputError(f"expected non-empty {sample_rate} Hz{' mono' if mono else ''} "
+                             f"audio, got {self.frames} samples at {self.sample_rate} Hz with "
+                             f"{self.channels} channel(s){advice}", path=self.path, key=self.key)
+        return self
+
+
+def audio_header(path: str | Path, key: str | None = None) -> AudioHeader:
+    """Read only the header of an audio file; an unreadable one is an error naming it."""
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise InputError(f"cannot read the audio header: {e}", path=path, key=key) from None
+    return AudioHeader(Path(path), info.samplerate, info.frames, info.channels, key)

@@ -8,7 +8,7 @@ fixing, splitting and subsetting are all driven by that declaration.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +44,6 @@ TABLES: dict[str, TableSpec] = {
     "reco2dur": TableSpec("rec", 2, 2, "positive_float"),
 }
 
-EXAMPLES_SHOWN = 5  # ids quoted in an error message about mismatched tables
 
 
 def _check_value(name: str, spec: TableSpec, path: Path, table: dict[str, str]) -> None:
@@ -76,10 +75,17 @@ def _check_segments(path: Path, segments: dict[str, str]) -> None:
                              path=path, line=lineno, key=utt)
 
 
-def _examples(keys: Iterable[str]) -> str:
-    keys = sorted(keys)
-    shown = " ".join(keys[:EXAMPLES_SHOWN])
-    return shown + (" ..." if len(keys) > EXAMPLES_SHOWN else "")
+def spk2utt_of(utt2spk: Mapping[str, str]) -> dict[str, list[str]]:
+    """spk2utt from utt2spk, speakers and their utterances in C order (every data dir's
+    spk2utt is made by this, never written by hand).
+
+    >>> spk2utt_of({"b-2": "b", "a-1": "a", "b-1": "b"})
+    {'a': ['a-1'], 'b': ['b-1', 'b-2']}
+    """
+    spk2utt: dict[str, list[str]] = {}
+    for utt in sorted(utt2spk):
+        spk2utt.setdefault(utt2spk[utt], []).append(utt)
+    return dict(sorted(spk2utt.items()))
 
 
 class DataDir:
@@ -117,10 +123,7 @@ class DataDir:
 
     def spk2utt(self) -> dict[str, list[str]]:
         """Built from utt2spk (the authority); spk2utt on disk is checked against it."""
-        spk2utt: dict[str, list[str]] = {}
-        for utt, spk in self.utt2spk.items():
-            spk2utt.setdefault(spk, []).append(utt)
-        return dict(sorted(spk2utt.items()))
+        return spk2utt_of(self.utt2spk)
 
     def utt2rec(self) -> dict[str, str]:
         if self.has("segments"):

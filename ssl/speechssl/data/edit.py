@@ -1,19 +1,22 @@
 """Make new data dirs from old ones: fix (``fix_data_dir.sh``), subset and split.
 
-All three reduce to one operation, :func:`write_subset`: keep a set of utterances and
-every line of every table that belongs to them.
+All three reduce to one operation, :func:`_subset_tables`: keep a set of utterances and
+every line of every table that belongs to them.  Subsets and splits write it to a new
+dir (:func:`write_subset`); the fix replaces the dir's own files, all or nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
-from collections.abc import Iterable, Sequence
+import tempfile
+from collections.abc import Collection, Iterable, Sequence
 from pathlib import Path
 
-from speechssl.data.datadir import TABLES, DataDir, _examples
+from speechssl.data.datadir import TABLES, DataDir, spk2utt_of
 from speechssl.data.table import PathLike, iter_table, write_table
-from speechssl.errors import InputError
+from speechssl.errors import InputError, examples
 from speechssl.fileio import atomic_write
 
 log = logging.getLogger(__name__)
@@ -25,39 +28,55 @@ COPIED_FILES = ("frame_shift",)
 ALIGNMENT_FILES = ("words.ctm", "phones.ctm", "phone_ali")
 
 
-def write_subset(src: DataDir, dest: PathLike, utts: Iterable[str]) -> Path:
-    """Write to ``dest`` the data dir of ``src`` restricted to ``utts``; spk2utt rebuilt."""
+def write_subset(src: DataDir, dest: PathLike, utts: Iterable[str],
+                 ignore: Collection[str] = ()) -> Path:
+    """Write to ``dest`` the data dir of ``src`` restricted to ``utts``; spk2utt rebuilt.
+    Files named in ``ignore`` are left out."""
     dest = Path(dest)
+    if dest.resolve() == src.path.resolve():
+        raise InputError("cannot write a subset over its own data dir "
+                         "(utils/fix_data_dir.sh filters in place)", path=dest)
     dest.mkdir(parents=True, exist_ok=True)
     keep = set(utts)
     utt2rec = src.utt2rec()
-    ids = {"utt": keep,
-           "spk": {src.utt2spk[u] for u in keep},
-           "rec": {utt2rec[u] for u in keep}}
-    for name in src.present_tables():
-        if name == "spk2utt":
-            continue
-        wanted = ids[TABLES[name].keyed_by]
-        write_table(dest / name, {k: v for k, v in src.table(name).items() if k in wanted})
-    spk2utt = {}
-    for utt in sorted(keep):
-        spk2utt.setdefault(src.utt2spk[utt], []).append(utt)
-    write_table(dest / "spk2utt", spk2utt)
+    names = [n for n in src.present_tables() if n != "spk2utt" and n not in ignore]
+    tables = _subset_tables({n: src.table(n) for n in names}, src.utt2spk, utt2rec, keep)
+    for name, table in tables.items():
+        write_table(dest / name, table)
     for name in COPIED_FILES:
-        if (src.path / name).is_file():
+        if (src.path / name).is_file() and name not in ignore:
             shutil.copyfile(src.path / name, dest / name)
     for name in ALIGNMENT_FILES:
-        if (src.path / name).is_file():
-            _filter_alignment(src.path / name, dest / name, keep | ids["rec"])
+        if (src.path / name).is_file() and name not in ignore:
+            _filter_alignment(src.path / name, dest / name, keep | {utt2rec[u] for u in keep})
     return dest
 
 
-def _filter_alignment(src: Path, dest: Path, ids: set[str]) -> None:
+def _subset_tables(tables: dict[str, dict[str, str]], utt2spk: dict[str, str],
+                   utt2rec: dict[str, str], keep: set[str]) -> dict[str, dict[str, object]]:
+    """The lines of ``tables`` (spk2utt excluded) that belong to the utterances ``keep``,
+    their speakers or recordings; plus spk2utt rebuilt from them."""
+    ids = {"utt": keep,
+           "spk": {utt2spk[u] for u in keep},
+           "rec": {utt2rec[u] for u in keep}}
+    subset: dict[str, dict[str, object]] = {
+        name: {k: v for k, v in table.items() if k in ids[TABLES[name].keyed_by]}
+        for name, table in tables.items()}
+    subset["spk2utt"] = spk2utt_of({u: utt2spk[u] for u in keep})
+    return subset
+
+
+def _filter_alignment(src: Path, dest: Path, ids: set[str]) -> int:
+    """Copy the lines of ``src`` whose first field is in ``ids``; returns how many were not."""
+    dropped = 0
     with open(src, encoding="utf-8") as fin, atomic_write(dest) as fout:
         for line in fin:
             fields = line.split(maxsplit=1)
             if fields and fields[0] in ids:
                 fout.write(line)
+            else:
+                dropped += 1
+    return dropped
 
 
 def _read_for_fixing(path: Path, name: str) -> dict[str, str]:
@@ -75,30 +94,52 @@ def _read_for_fixing(path: Path, name: str) -> dict[str, str]:
 
 def fix_data_dir(path: PathLike) -> dict[str, int]:
     """Sort every table, keep utterances present in all utterance tables (and whose
-    recording is in wav.scp), drop orphans, rebuild spk2utt.  Originals go to ``.backup/``.
+    recording is in wav.scp), drop orphans (also from the alignments), rebuild spk2utt.
+    Originals go to ``.backup/``.
 
-    Returns the number of lines removed per table.
+    All or nothing: the new files are written to a staging folder inside ``path`` and
+    moved in by renames only when all of them are complete, so an error (a bad line, a
+    full disk) leaves the data dir as it was.  Returns the number of lines removed per file.
     """
     path = Path(path)
     names = [n for n in TABLES if (path / n).is_file()]
     if "utt2spk" not in names:
         raise InputError("required file is missing", path=path / "utt2spk")
     tables = {n: _read_for_fixing(path / n, n) for n in names if n != "spk2utt"}
-    keep = _utterances_everywhere(tables)
-    _backup(path, names)
-    before = {n: len(t) for n, t in tables.items()}
-    for name in names:
-        if name != "spk2utt":
-            write_table(path / name, tables[name])
-    if (path / "spk2utt").is_file():
-        (path / "spk2utt").unlink()
-    d = DataDir(path)
-    subset_dir = write_subset(d, path, keep)
-    removed = {n: before[n] - len(DataDir(subset_dir).table(n)) for n in before}
+    keep = set(_utterances_everywhere(tables))
+    segments = tables.get("segments")
+    utt2rec = {u: segments[u].split()[0] if segments else u for u in keep}
+    fixed = _subset_tables(tables, tables["utt2spk"], utt2rec, keep)
+    alignments = [n for n in ALIGNMENT_FILES if (path / n).is_file()]
+    stage = Path(tempfile.mkdtemp(prefix=".fix_data_dir.", dir=path))
+    try:
+        removed = {n: len(tables[n]) - len(fixed[n]) for n in tables}
+        for name, table in fixed.items():
+            write_table(stage / name, table)
+        for name in alignments:
+            removed[name] = _filter_alignment(path / name, stage / name,
+                                              keep | set(utt2rec.values()))
+        for name in names + alignments:  # the originals, staged too: a full disk shows here
+            shutil.copyfile(path / name, stage / f"{name}.orig")
+        _move_in(stage, path, list(fixed) + alignments)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     for name, count in removed.items():
         if count:
-            log.warning("%s: removed %d of %d lines", path / name, count, before[name])
+            log.warning("%s: removed %d lines (originals in %s)", path / name, count,
+                        path / ".backup")
     return removed
+
+
+def _move_in(stage: Path, path: Path, names: Sequence[str]) -> None:
+    """Renames only (nothing left that could fail for lack of space or a bad line): the
+    staged originals into ``.backup/``, then the new files over the old ones."""
+    backup = path / ".backup"
+    backup.mkdir(exist_ok=True)
+    for orig in sorted(stage.glob("*.orig")):
+        os.replace(orig, backup / orig.name.removesuffix(".orig"))
+    for name in names:
+        os.replace(stage / name, path / name)
 
 
 def _utterances_everywhere(tables: dict[str, dict[str, str]]) -> list[str]:
@@ -113,13 +154,6 @@ def _utterances_everywhere(tables: dict[str, dict[str, str]]) -> list[str]:
     if not keep:
         raise InputError("no utterance is present in every table; nothing would be left")
     return sorted(keep)
-
-
-def _backup(path: Path, names: Sequence[str]) -> None:
-    backup = path / ".backup"
-    backup.mkdir(exist_ok=True)
-    for name in names:
-        shutil.copyfile(path / name, backup / name)
 
 
 def split_points(weights: Sequence[int], n: int) -> list[int]:
@@ -142,30 +176,33 @@ def split_points(weights: Sequence[int], n: int) -> list[int]:
     return bounds
 
 
-def split_data_dir(path: PathLike, n: int, per_utt: bool = False) -> list[Path]:
+def split_data_dir(path: PathLike, n: int, per_utt: bool = False,
+                   ignore: Collection[str] = ()) -> list[Path]:
     """Split into ``<path>/split<n>/{1..n}`` by speaker (``split<n>utt`` per utterance).
 
     Kaldi semantics: a speaker is never divided between parts, so CMVN and speaker
-    adaptation see whole speakers.  An up-to-date split is reused.
+    adaptation see whole speakers.  An up-to-date split is reused.  Files named in
+    ``ignore`` are not split (a step that is about to replace them does not need them).
     """
     d = DataDir(path)
+    groups = [[u] for u in d.utts] if per_utt else list(d.spk2utt().values())
+    if not 1 <= n <= len(groups):
+        what = "utterances" if per_utt else "speakers"
+        raise InputError(f"cannot split into {n} parts: need 1 to {len(groups)} "
+                         f"(only {len(groups)} {what})", path=d.path)
     base = d.path / (f"split{n}utt" if per_utt else f"split{n}")
     parts = [base / str(i) for i in range(1, n + 1)]
-    if _split_is_fresh(d, parts):
+    if _split_is_fresh(d, parts, ignore):
         return parts
-    groups = [[u] for u in d.utts] if per_utt else list(d.spk2utt().values())
-    if n > len(groups):
-        what = "utterances" if per_utt else "speakers"
-        raise InputError(f"cannot split into {n} parts: only {len(groups)} {what}", path=d.path)
     bounds = split_points([len(g) for g in groups], n)
     for i, part in enumerate(parts):
         utts = [u for g in groups[bounds[i]:bounds[i + 1]] for u in g]
-        write_subset(d, part, utts)
+        write_subset(d, part, utts, ignore)
     return parts
 
 
-def _split_is_fresh(d: DataDir, parts: list[Path]) -> bool:
-    sources = [d.path / n for n in d.present_tables()]
+def _split_is_fresh(d: DataDir, parts: list[Path], ignore: Collection[str]) -> bool:
+    sources = [d.path / n for n in d.present_tables() if n not in ignore]
     newest_source = max(p.stat().st_mtime for p in sources)
     try:
         return all(min((p / n.name).stat().st_mtime for n in sources if n.name != "spk2utt")
@@ -192,7 +229,7 @@ def select_utterances(d: DataDir, utt_list: Sequence[str] | None = None,
         missing = set(utt_list) - set(utts)
         if missing:
             raise InputError(f"{len(missing)} listed utterances are not in the data dir "
-                             f"({_examples(missing)})", path=d.path / "utt2spk")
+                             f"({examples(missing)})", path=d.path / "utt2spk")
         return sorted(set(utt_list))
     if spk_list is not None:
         wanted = set(spk_list)

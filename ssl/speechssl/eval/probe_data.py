@@ -41,12 +41,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from speechssl.data.ark import read_matrix
 from speechssl.data.ctm import CtmEntry, read_ctm
-from speechssl.data.datadir import DataDir, _examples
-from speechssl.data.features import FeatureLoader, FeatureTransform
+from speechssl.data.datadir import DataDir
+from speechssl.data.features import FeatureLoader, FeatureTransform, read_embedding
 from speechssl.data.table import iter_table
-from speechssl.errors import InputError
+from speechssl.errors import InputError, examples
 
 log = logging.getLogger(__name__)
 
@@ -178,14 +177,14 @@ def match_utterances(labelled: Iterable[str], feat_utts: Sequence[str], label_pa
     no_labels = have - labelled
     if no_feats:
         log.warning("%s: skipping labels of %d utterances that have no features in %s (%s)",
-                    label_path, len(no_feats), feat_path, _examples(no_feats))
+                    label_path, len(no_feats), feat_path, examples(no_feats))
     if len(no_labels) > MAX_UNLABELLED_FRACTION * len(have) or len(no_labels) == len(have):
         raise InputError(f"{len(no_labels)} of {len(have)} utterances of {feat_path} have no "
-                         f"labels here ({_examples(no_labels)}); at most "
+                         f"labels here ({examples(no_labels)}); at most "
                          f"{MAX_UNLABELLED_FRACTION:.0%} may lack them", path=label_path)
     if no_labels:
         log.warning("%s: skipping %d of %d utterances of %s that have no labels (%s)",
-                    label_path, len(no_labels), len(have), feat_path, _examples(no_labels))
+                    label_path, len(no_labels), len(have), feat_path, examples(no_labels))
     counts = {"labels_without_features": len(no_feats),
               "features_without_labels": len(no_labels)}
     return [u for u in feat_utts if u in labelled], counts
@@ -231,7 +230,7 @@ def utterance_vectors(data: DataDir, transform: FeatureTransform,
             log.warning("%s: CMVN and deltas do not apply to embedding.scp; used as is",
                         data.path)
         table = data.table("embedding.scp")
-        vecs = [read_matrix(v, data.path / "embedding.scp", u).ravel() for u, v in table.items()]
+        vecs = [read_embedding(v, data.path / "embedding.scp", u) for u, v in table.items()]
         source = "embedding.scp"
     elif data.has("feats.scp"):
         loader = FeatureLoader(data, transform)
@@ -271,7 +270,7 @@ def check_held_out(train: ProbeSet, test: ProbeSet) -> None:
     shared = set(train.utts) & set(test.utts)
     if shared:
         raise InputError(f"{len(shared)} utterances occur in both training ({train.path}) "
-                         f"and test ({_examples(shared)}): test on held-out utterances",
+                         f"and test ({examples(shared)}): test on held-out utterances",
                          path=test.path)
 
 
@@ -282,12 +281,12 @@ def check_speakers(task: str, train_dir, test_dir) -> None:
     test = set(DataDir(test_dir).utt2spk.values())
     if task == "speaker" and test - train:
         raise InputError(f"{len(test - train)} test speakers do not occur in training "
-                         f"({_examples(test - train)}): the speaker probe classifies held-out "
+                         f"({examples(test - train)}): the speaker probe classifies held-out "
                          "utterances of the training speakers",
                          path=DataDir(test_dir).path / "utt2spk")
     if task == "language" and test & train:
         raise InputError(f"{len(test & train)} speakers occur in both training and test "
-                         f"({_examples(test & train)}): the language probe needs held-out "
+                         f"({examples(test & train)}): the language probe needs held-out "
                          "speakers", path=DataDir(test_dir).path / "utt2spk")
 
 

@@ -41,6 +41,7 @@ from speechssl.augment import (
     snr_scale,
     speech_power,
 )
+from speechssl.data.audio import audio_header
 from speechssl.data.table import read_table
 from speechssl.errors import InputError
 from speechssl.train.config import AugmentConfig, NoiseSource
@@ -63,16 +64,9 @@ def audio_list(wav_scp: str) -> tuple[str, ...]:
 @functools.cache
 def audio_frames(path: str, sample_rate: int) -> int:
     """Samples in an audio file from its header; another rate than training's is an error."""
-    try:
-        info = sf.info(path)
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise InputError(f"cannot read augmentation audio: {e}", path=path) from None
-    if info.samplerate != sample_rate:
-        raise InputError(f"sample rate is {info.samplerate} Hz, training uses {sample_rate} "
-                         "Hz (resample the noise and RIR files)", path=path)
-    if info.frames == 0:
-        raise InputError("augmentation audio is empty", path=path)
-    return info.frames
+    header = audio_header(path).require(
+        sample_rate, advice=" (the training rate: resample the noise and RIR files)")
+    return header.frames
 
 
 def read_crop(path: str, n: int, rng: np.random.Generator, sample_rate: int) -> np.ndarray:

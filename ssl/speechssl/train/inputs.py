@@ -8,16 +8,16 @@ sequence normalised by its own statistics over time when ``cmvn``/``norm_vars`` 
 
 from __future__ import annotations
 
+import contextlib
 import struct
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from speechssl.data.ark import read_matrix
-from speechssl.data.audio import AudioReader
+from speechssl.data.audio import AudioReader, audio_header
 from speechssl.data.datadir import DataDir
 from speechssl.data.features import FeatureLoader, FeatureTransform
 from speechssl.errors import InputError
@@ -113,11 +113,8 @@ def audio_seconds(reader: AudioReader, utt: str) -> float:
     """Duration from a file's header, or by reading the audio (pipes)."""
     entry = reader.wav_scp.get(utt, "")
     if not entry.endswith("|") and Path(entry).is_file():
-        try:
-            info = sf.info(entry)
-            return info.frames / info.samplerate
-        except (sf.LibsndfileError, RuntimeError):
-            pass  # reading it gives the error message with the key
+        with contextlib.suppress(InputError):  # reading it gives the error with the key
+            return audio_header(entry).seconds
     samples, rate = reader.read(utt)
     return samples.size / rate
 
