@@ -54,6 +54,9 @@ else
   launcher=(python)
 fi
 
+# Config errors on the console now, rather than in the job's log after it failed.
+python -m speechssl.bin.train_ssl --check-config ${opts[@]+"${opts[@]}"} "$config"
+
 # Keep the logs of earlier attempts (a resumed run starts a new train.log).
 mkdir -p "$dir/log"
 if [ -f "$dir/log/train.log" ]; then

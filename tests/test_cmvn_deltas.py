@@ -149,3 +149,17 @@ def test_deltas_bad_input():
         add_deltas(np.zeros((0, 3)))
     with pytest.raises(InputError):
         add_deltas(np.zeros((4, 3)), window=0)
+
+
+@pytest.mark.parametrize("value", [np.nan, np.inf])
+def test_non_finite_values_are_refused_not_spread(value):
+    """Kaldi would give NaN stats, and so NaN features for every utterance of the speaker."""
+    x, bad = feats(10), feats(10, seed=1)
+    bad[4, 2] = value
+    with pytest.raises(InputError, match="matrix 1 holds NaN or infinite values"):
+        cmvn_stats([x, bad])
+    stats = cmvn_stats([x])
+    stats[0, 2] = value
+    for norm_vars in (False, True):
+        with pytest.raises(InputError, match="NaN or infinity in the CMVN stats"):
+            apply_cmvn(x, stats, norm_vars=norm_vars)

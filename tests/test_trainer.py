@@ -365,8 +365,26 @@ def test_seed_makes_the_initial_weights_reproducible():
 
 
 def test_bad_train_settings_are_refused(tmp_path):
-    with pytest.raises(InputError, match="train.keep_checkpoints must be at least 1"):
+    with pytest.raises(InputError, match="train.keep_checkpoints: must be > 0, got 0"):
         train_toy(toy_config(keep_checkpoints=0), tmp_path)
+    bad = toy_config()
+    bad.data.max_batch_size = -1  # built in code: from_dict's range checks never saw it
+    with pytest.raises(InputError, match="data.max_batch_size: must be > 0, got -1"):
+        train_toy(bad, tmp_path)
+
+
+class WiderData(FakeData):
+    input_dim = 8
+
+
+def test_resume_on_data_of_another_dim_says_so(tmp_path):
+    """Not PyTorch's "size mismatch for enc.weight" traceback from load_state_dict."""
+    train_toy(toy_config(max_steps=3), tmp_path)
+    with pytest.raises(InputError, match=rf"{tmp_path}: the checkpoints of this exp dir were "
+                       "trained on 6-dim input, but unused-data-dir gives 8-dim input; use a "
+                       "new exp dir"):
+        trainer.train(toy_config(max_steps=6), "unused-data-dir", tmp_path, "cpu",
+                      method_cls=ToyMethod, data_cls=WiderData)
 
 
 # The CLI and the step script go through the method registry and TrainingData: a plugin

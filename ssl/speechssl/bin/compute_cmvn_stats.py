@@ -2,6 +2,9 @@
 
 Each speaker gets a 2 x (D+1) double matrix: row 0 holds the sum of the frames and the
 frame count, row 1 the sum of squares.  Utterances without features are counted.
+Features with NaN or infinite values, or with a frame count other than utt2num_frames
+says, are an error naming feats.scp and the utterance (Kaldi would write NaN stats that
+poison every utterance of the speaker).
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from speechssl.cli import run
-from speechssl.data.ark import ArkScpWriter, read_matrix
+from speechssl.data.ark import ArkScpWriter
 from speechssl.data.datadir import DataDir
-from speechssl.errors import SpeechSSLError
+from speechssl.data.features import read_features, utterance_frames
+from speechssl.errors import InputError, SpeechSSLError
 from speechssl.features import cmvn_stats
 
 log = logging.getLogger("compute_cmvn_stats")
@@ -33,7 +37,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     d = DataDir(args.data_dir)
-    feats = d.table("feats.scp")
+    feats, scp = d.table("feats.scp"), d.path / "feats.scp"
+    frames = utterance_frames(d)
     groups = {u: [u] for u in d.utts} if args.per_utt else d.spk2utt()
     missing = [u for u in d.utts if u not in feats]
     if missing:
@@ -41,11 +46,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     done = 0
     with ArkScpWriter(args.ark, args.scp) as writer:
         for key, utts in groups.items():
-            mats = [read_matrix(feats[u], d.path / "feats.scp", u) for u in utts if u in feats]
+            mats = [read_features(feats[u], scp, u, frames.get(u)) for u in utts if u in feats]
             if not mats:
                 log.warning("no features for %s; it gets no CMVN stats", key)
                 continue
-            writer.write(key, np.asarray(cmvn_stats(mats), dtype=np.float64))
+            stats = cmvn_stats(mats)
+            if not np.isfinite(stats).all():  # finite features whose squares overflow
+                raise InputError("CMVN stats overflow (features too large for float32 "
+                                 "sums of squares)", path=scp, key=key)
+            writer.write(key, np.asarray(stats, dtype=np.float64))
             done += 1
     log.info("Wrote CMVN stats for %d out of %d %s", done, len(groups),
              "utterances" if args.per_utt else "speakers")

@@ -5,7 +5,9 @@ Writes <exp-dir>/config.yaml (the resolved config, every default filled in),
 end, <exp-dir>/final.pt.  Re-running the same command resumes from the newest checkpoint;
 on a finished run it does nothing.  Under torchrun (torchrun --standalone
 --nproc-per-node N -m speechssl.bin.train_ssl ...) each process trains on its share of
-the batches.
+the batches.  With --check-config it only reads and checks the config and the overrides
+(steps/train_ssl.sh does so before starting the job, so that a bad config is reported on
+the console, not only in the job's log).
 """
 
 from __future__ import annotations
@@ -29,10 +31,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="set a config value, the value read as YAML, e.g. "
                         "train.max_steps=100 or optim.betas=[0.9,0.98] (repeatable)")
+    p.add_argument("--check-config", action="store_true",
+                   help="only read and check the config (with the overrides), then exit")
     p.add_argument("config", help="experiment config (YAML)")
-    p.add_argument("data_dir", help="Kaldi data dir to train on")
-    p.add_argument("exp_dir", help="experiment dir")
-    return p.parse_args(argv)
+    p.add_argument("data_dir", nargs="?", help="Kaldi data dir to train on")
+    p.add_argument("exp_dir", nargs="?", help="experiment dir")
+    args = p.parse_args(argv)
+    if not args.check_config and args.exp_dir is None:
+        p.error("need <config> <data-dir> <exp-dir>")
+    return args
 
 
 def apply_override(raw: dict[str, Any], override: str) -> None:
@@ -71,6 +78,12 @@ def resolve_config(path: str, overrides: Sequence[str]) -> ExperimentConfig:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     config = resolve_config(args.config, args.override)
+    if config.data.source == "wav":
+        from speechssl.train.inputs import fbank_config
+
+        fbank_config(config)  # data.fbank: Kaldi option names and values
+    if args.check_config:
+        return 0
     from speechssl.train.trainer import train  # imports torch: after the arguments are checked
 
     train(config, args.data_dir, args.exp_dir, device=args.device)

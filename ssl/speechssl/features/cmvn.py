@@ -27,12 +27,17 @@ VAR_FLOOR = 1.0e-20  # Kaldi's floor on the variance in ApplyCmvn
 
 
 def cmvn_stats(feats_list: Iterable[np.ndarray]) -> np.ndarray:
-    """Kaldi's CMVN stats ``(2, D+1)`` float64 over all frames of all matrices ``(T, D)``."""
+    """Kaldi's CMVN stats ``(2, D+1)`` float64 over all frames of all matrices ``(T, D)``.
+
+    Unlike Kaldi, a NaN or infinite value is an error: it would make the stats, and so
+    every normalised utterance of the speaker, NaN."""
     stats = None
-    for feats in feats_list:
+    for i, feats in enumerate(feats_list):
         feats = np.asarray(feats, dtype=np.float32)
         if feats.ndim != 2:
             raise InputError(f"expected a (frames, dim) matrix, got shape {feats.shape}")
+        if not np.isfinite(feats).all():
+            raise InputError(f"matrix {i} holds NaN or infinite values")
         if stats is None:
             stats = np.zeros((2, feats.shape[1] + 1), dtype=np.float64)
         elif feats.shape[1] != stats.shape[1] - 1:
@@ -67,8 +72,6 @@ def apply_cmvn(feats: np.ndarray, stats: np.ndarray, norm_vars: bool = False) ->
         return feats + (-mean).astype(np.float32)
     var = np.maximum(stats[1, :dim] / count - mean * mean, VAR_FLOOR)
     scale = 1.0 / np.sqrt(var)
-    if not np.isfinite(scale).all():
-        raise InputError("NaN or infinity in the CMVN stats")
     offset = -(mean * scale)
     return feats * scale.astype(np.float32) + offset.astype(np.float32)
 
@@ -81,6 +84,8 @@ def _check_stats(feats: np.ndarray, stats: np.ndarray, norm_vars: bool) -> int:
         raise InputError(f"dim mismatch: cmvn stats {stats.shape}, features {feats.shape}")
     if norm_vars and stats.shape[0] == 1:
         raise InputError("variance normalisation asked for, but the stats have no variance")
+    if not np.isfinite(stats).all():
+        raise InputError("NaN or infinity in the CMVN stats")
     count = stats[0, dim]
     if not count >= 1.0:
         raise InputError(f"insufficient stats for CMVN: count = {count}")

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from speechssl.configs import bounded
 from speechssl.data.batch import FrameBatch
 from speechssl.models.base import SSLMethod
 from speechssl.models.layers import check_layer, length_mask, masked_mean
@@ -42,19 +43,12 @@ from speechssl.models.layers import check_layer, length_mask, masked_mean
 
 @dataclass
 class APCConfig:
-    num_layers: int = 3       # GRU layers (Chung et al. 2019: 3)
-    hidden: int = 512         # units per GRU layer (Chung: 512)
-    dropout: float = 0.1      # dropout between GRU layers (Chung: 0.1)
+    num_layers: int = bounded(3, gt=0)  # GRU layers (Chung et al. 2019: 3)
+    hidden: int = bounded(512, gt=0)  # units per GRU layer (Chung: 512)
+    dropout: float = bounded(0.1, ge=0, lt=1)  # dropout between GRU layers (Chung: 0.1)
     residual: bool = True     # residual connections between GRU layers 2..L (Chung: used)
-    shift: int = 3            # n: predict x_{t+n} from h_t (Chung: best 3; van Staden 1; S3PRL 5)
-
-    def __post_init__(self):
-        if self.num_layers < 1 or self.hidden < 1:
-            raise ValueError("num_layers and hidden must be positive")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.shift < 1:
-            raise ValueError(f"shift must be at least 1, got {self.shift}")
+    # n: predict x_{t+n} from h_t (Chung: best 3; van Staden 1; S3PRL 5)
+    shift: int = bounded(3, gt=0)
 
 
 class APCNetwork(nn.Module):

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from speechssl.configs import bounded
 from speechssl.data.batch import PairBatch
 from speechssl.models.base import SSLMethod
 from speechssl.models.layers import check_layer, length_mask, masked_mean
@@ -40,17 +41,18 @@ ACTIVATIONS = {"tanh": nn.Tanh, "relu": nn.ReLU}
 
 @dataclass
 class CAEConfig:
-    hidden: tuple[int, ...] = (100, 100, 100)  # encoder hidden layers (Kamper 2015: 100 units)
-    bottleneck: int = 39      # feature layer width (our choice; see the module docstring)
+    # encoder hidden layers (Kamper 2015: 100 units)
+    hidden: tuple[int, ...] = bounded((100, 100, 100), gt=0)
+    # feature layer width (our choice; see the module docstring)
+    bottleneck: int = bounded(39, gt=0)
     activation: str = "tanh"  # hidden activation, "tanh" (Kamper 2015) or "relu"
-    ae_steps: int = 2000      # AE pretraining steps before the correspondence phase (our choice)
+    # AE pretraining steps before the correspondence phase (our choice)
+    ae_steps: int = bounded(2000, ge=0)
 
     def __post_init__(self):
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got "
                              f"'{self.activation}'")
-        if min((*self.hidden, self.bottleneck)) < 1 or self.ae_steps < 0:
-            raise ValueError("layer sizes must be positive and ae_steps not negative")
 
 
 def mlp(sizes: list[int], activation: str, linear_last: bool) -> nn.ModuleList:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from speechssl.configs import bounded
 from speechssl.models.layers import length_mask
 
 
@@ -37,17 +38,11 @@ from speechssl.models.layers import length_mask
 class CAERNNConfig:
     """Kamper 2019 / van Staden & Kamper 2021: GRU encoder and decoder, 3 x 400, z 130."""
 
-    enc_layers: int = 3
-    enc_hidden: int = 400
-    dec_layers: int = 3
-    dec_hidden: int = 400
-    embed_dim: int = 130
-
-    def __post_init__(self):
-        sizes = (self.enc_layers, self.enc_hidden, self.dec_layers, self.dec_hidden,
-                 self.embed_dim)
-        if min(sizes) < 1:
-            raise ValueError("layer counts and sizes must be positive")
+    enc_layers: int = bounded(3, gt=0)
+    enc_hidden: int = bounded(400, gt=0)
+    dec_layers: int = bounded(3, gt=0)
+    dec_hidden: int = bounded(400, gt=0)
+    embed_dim: int = bounded(130, gt=0)
 
 
 def pad_segments(segments: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from speechssl.configs import bounded
 from speechssl.data.batch import PairBatch
 from speechssl.models.apc import APC, APCConfig, shifted_l1
 
@@ -26,7 +27,7 @@ from speechssl.models.apc import APC, APCConfig, shifted_l1
 class CAPCConfig(APCConfig):
     """APC's fields (layers, hidden, dropout, residual); only the default shift differs."""
 
-    shift: int = 1            # n: predict y_{t+n} from h_{x,t} (van Staden & Kamper 2021: 1)
+    shift: int = bounded(1, gt=0)  # n: predict y_{t+n} from h_{x,t} (van Staden & Kamper 2021: 1)
 
 
 class CAPC(APC):

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from speechssl.configs import bounded
 from speechssl.data.batch import FrameBatch
 from speechssl.models.base import SSLMethod
 from speechssl.models.layers import check_layer, length_mask
@@ -44,14 +45,16 @@ from speechssl.models.layers import check_layer, length_mask
 
 @dataclass
 class CPCConfig:
-    enc_hidden: int = 512     # units of each encoder block (van Staden & Kamper 2021: 512)
-    enc_layers: int = 5       # Linear + LayerNorm + ReLU blocks in g_enc (van Staden: 5)
-    enc_dropout: float = 0.5  # dropout after encoder block 3 (van Staden: 0.5)
-    z_dim: int = 64           # encoder output z (van Staden: 64)
-    c_dim: int = 256          # context c, the g_ar units (van Staden: 256)
+    # units of each encoder block (van Staden & Kamper 2021: 512)
+    enc_hidden: int = bounded(512, gt=0)
+    enc_layers: int = bounded(5, gt=0)  # Linear + LayerNorm + ReLU blocks in g_enc (van Staden: 5)
+    enc_dropout: float = bounded(0.5, ge=0, lt=1)  # dropout after encoder block 3 (van Staden: 0.5)
+    z_dim: int = bounded(64, gt=0)  # encoder output z (van Staden: 64)
+    c_dim: int = bounded(256, gt=0)  # context c, the g_ar units (van Staden: 256)
     context: str = "gru"      # g_ar: "gru" or "lstm" (van den Oord: GRU)
-    future_steps: int = 3     # K predicted frames (3 for 10 ms frame features; 12 for waveform)
-    num_negatives: int = 31   # negatives per positive (van Staden: 31)
+    # K predicted frames (3 for 10 ms frame features; 12 for waveform)
+    future_steps: int = bounded(3, gt=0)
+    num_negatives: int = bounded(31, gt=0)  # negatives per positive (van Staden: 31)
     negatives: str = "same_speaker"  # negative pool: "same_speaker" (van Staden) or "batch"
 
     def __post_init__(self):
@@ -60,11 +63,6 @@ class CPCConfig:
         if self.negatives not in ("same_speaker", "batch"):
             raise ValueError(f"negatives must be 'same_speaker' or 'batch', got "
                              f"'{self.negatives}'")
-        if min(self.enc_hidden, self.enc_layers, self.z_dim, self.c_dim, self.future_steps,
-               self.num_negatives) < 1:
-            raise ValueError("sizes, future_steps and num_negatives must be positive")
-        if not 0.0 <= self.enc_dropout < 1.0:
-            raise ValueError(f"enc_dropout must be in [0, 1), got {self.enc_dropout}")
 
 
 def frame_encoder(config: CPCConfig, input_dim: int) -> nn.Sequential:

@@ -26,11 +26,12 @@ instead of dropping 7 frames at each end, so any length >= 1 can be embedded.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
+from speechssl.configs import bounded
 from speechssl.errors import InputError
 
 # ---------------------------------------------------------------- masks and normalisation
@@ -166,19 +167,18 @@ class ThinResNetConfig:
     """Thin-ResNet34 of sslsv; the defaults are the full net (7.0 M parameters at 40 mels;
     the "fast" half-width net, channels [16, 32, 64, 128] and 512-d, has 1.8 M)."""
 
-    channels: list[int] = field(default_factory=lambda: [32, 64, 128, 256])  # per stage (sslsv)
-    blocks: list[int] = field(default_factory=lambda: [3, 4, 6, 3])  # SE blocks/stage (ResNet34)
-    embedding_dim: int = 1024        # sslsv's Thin-ResNet34 (512 in the "fast" half-width net)
+    # per stage (sslsv), and SE blocks per stage (ResNet34)
+    channels: list[int] = bounded(default_factory=lambda: [32, 64, 128, 256], gt=0)
+    blocks: list[int] = bounded(default_factory=lambda: [3, 4, 6, 3], gt=0)
+    # sslsv's Thin-ResNet34 (512 in the "fast" half-width net)
+    embedding_dim: int = bounded(1024, gt=0)
     pooling: str = "sap"             # attentive pooling (sslsv); "asp" adds the std; or "stats"
-    se_reduction: int = 8            # squeeze-excitation bottleneck ratio (voxceleb_trainer)
+    se_reduction: int = bounded(8, gt=0)  # squeeze-excitation bottleneck ratio (voxceleb_trainer)
 
     def __post_init__(self):
         if len(self.channels) != len(self.blocks) or not self.channels:
             raise ValueError("resnet: 'channels' and 'blocks' need one entry per stage, got "
                              f"{len(self.channels)} and {len(self.blocks)}")
-        if min(self.blocks) < 1 or min(self.channels) < 1:
-            raise ValueError(f"resnet: every stage needs >= 1 block and channel, got "
-                             f"blocks {self.blocks}, channels {self.channels}")
         if self.pooling not in POOLINGS:
             raise ValueError(unknown_name("pooling", self.pooling, POOLINGS))
 
@@ -275,10 +275,11 @@ class TDNNConfig:
     """x-vector TDNN (Snyder et al. 2018); the defaults are the paper's (4.3 M
     parameters at 40 input dims)."""
 
-    channels: list[int] = field(default_factory=lambda: [512, 512, 512, 512, 1500])  # frame1-5
-    kernels: list[int] = field(default_factory=lambda: [5, 3, 3, 1, 1])  # contexts [-2,2] ...
-    dilations: list[int] = field(default_factory=lambda: [1, 2, 3, 1, 1])  # ... {-2,0,2} {-3,0,3}
-    embedding_dim: int = 512         # segment6, the x-vector (taken before its ReLU)
+    # frame1-5; contexts [-2,2] {-2,0,2} {-3,0,3} ...
+    channels: list[int] = bounded(default_factory=lambda: [512, 512, 512, 512, 1500], gt=0)
+    kernels: list[int] = bounded(default_factory=lambda: [5, 3, 3, 1, 1], gt=0)
+    dilations: list[int] = bounded(default_factory=lambda: [1, 2, 3, 1, 1], gt=0)
+    embedding_dim: int = bounded(512, gt=0)  # segment6, the x-vector (taken before its ReLU)
     pooling: str = "stats"           # mean + std (Snyder); "asp": attentive stats (Okabe 2018)
 
     def __post_init__(self):

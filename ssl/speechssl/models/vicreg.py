@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from speechssl.configs import bounded
 from speechssl.data.batch import ViewBatch
 from speechssl.errors import InputError
 from speechssl.models.base import SSLMethod
@@ -72,12 +73,12 @@ class VICRegConfig:
     encoder: str = "resnet"          # a key of encoders.ENCODERS: "resnet" (sslsv) or "tdnn"
     resnet: ThinResNetConfig = field(default_factory=ThinResNetConfig)  # if encoder: resnet
     tdnn: TDNNConfig = field(default_factory=TDNNConfig)  # used if encoder: tdnn
-    projector_dims: list[int] = field(default_factory=lambda: [2048, 2048, 512])  # sslsv
-    inv_weight: float = 25.0         # lambda, paper (sslsv: 1, i.e. 25 in this scale)
-    var_weight: float = 25.0         # mu, paper (sslsv: 1)
-    cov_weight: float = 1.0          # nu, paper (sslsv: 0.04 = 1/25; sslsv best: 0.1 = 2.5)
-    gamma: float = 1.0               # target standard deviation per dimension, paper
-    eps: float = 1e-4                # added to the variance before the square root, paper
+    projector_dims: list[int] = bounded(default_factory=lambda: [2048, 2048, 512], gt=0)
+    inv_weight: float = bounded(25.0, ge=0)  # lambda, paper (sslsv: 1, i.e. 25 in this scale)
+    var_weight: float = bounded(25.0, ge=0)  # mu, paper (sslsv: 1)
+    cov_weight: float = bounded(1.0, ge=0)  # nu, paper (sslsv: 0.04 = 1/25; sslsv best: 0.1 = 2.5)
+    gamma: float = bounded(1.0, gt=0)  # target standard deviation per dimension, paper
+    eps: float = bounded(1e-4, gt=0)  # added to the variance before the square root, paper
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from speechssl.configs import from_dict, read_yaml, to_dict
+from speechssl.configs import bounded, from_dict, read_yaml, to_dict
 from speechssl.errors import InputError
 
 SECTIONS = ("method", "model", "data", "optim", "train")
@@ -27,7 +27,7 @@ class NoiseSource:
 
     name: str
     wav_scp: str
-    snr_db: tuple[float, float]
+    snr_db: tuple[float, float] = bounded()
     count: tuple[int, int] = (1, 1)  # files mixed in, drawn uniformly (babble: 3 to 7)
 
     def __post_init__(self):
@@ -50,12 +50,12 @@ class AugmentConfig:
     simulated impulse responses.  Relative list paths are relative to where training runs.
     """
 
-    noise_prob: float = 0.6
-    snr_db: tuple[float, float] = (5.0, 20.0)
-    reverb_prob: float = 0.3
-    bandpass_prob: float = 0.2
-    gain_prob: float = 0.5
-    gain_db: tuple[float, float] = (-6.0, 6.0)
+    noise_prob: float = bounded(0.6, ge=0, le=1)
+    snr_db: tuple[float, float] = bounded((5.0, 20.0))
+    reverb_prob: float = bounded(0.3, ge=0, le=1)
+    bandpass_prob: float = bounded(0.2, ge=0, le=1)
+    gain_prob: float = bounded(0.5, ge=0, le=1)
+    gain_db: tuple[float, float] = bounded((-6.0, 6.0))
     noises: list[NoiseSource] = field(default_factory=list)  # empty: synthetic noise
     rir_scp: str = ""                # ``<id> <wav file>`` of RIRs; empty: synthetic rooms
 
@@ -65,22 +65,22 @@ class DataConfig:
     source: str = "feats"            # "feats": feats.scp (+ cmvn.scp); "wav": wav.scp + torch fbank
     cmvn: bool = True                # per-speaker mean normalisation from cmvn.scp
     norm_vars: bool = False          # and variance normalisation
-    delta_order: int = 0             # 2: MFCC 13 -> 39
-    crop_frames: int = 1000          # frame batches: longest crop (frames)
-    min_frames: int = 20             # shorter utterances are skipped (and counted)
-    batch_frames: int = 32000        # frame batches: padded frames per batch, about
-    max_batch_size: int = 64
+    delta_order: int = bounded(0, ge=0)  # 2: MFCC 13 -> 39
+    crop_frames: int = bounded(1000, gt=0)  # frame batches: longest crop (frames)
+    min_frames: int = bounded(20, ge=1)  # shorter utterances are skipped (and counted)
+    batch_frames: int = bounded(32000, gt=0)  # frame batches: padded frames per batch, about
+    max_batch_size: int = bounded(64, gt=0)
     # pairs (CAPC, CAE): same-word tokens from words.ctm, or a list of pairs
     pairs: str = "words.ctm"         # "words.ctm" or a file "<utt> <s> <e> <utt> <s> <e>"
-    min_word_frames: int = 50        # 0.5 s, Kamper's and van Staden's threshold
-    min_word_chars: int = 5
-    max_pairs_per_type: int = 0      # 0: all N(N-1)/2 pairs of a word type
+    min_word_frames: int = bounded(50, ge=1)  # 0.5 s, Kamper's and van Staden's threshold
+    min_word_chars: int = bounded(5, ge=0)
+    max_pairs_per_type: int = bounded(0, ge=0)  # 0: all N(N-1)/2 pairs of a word type
     # views (VICReg, SimCLR, ...)
-    view_frames: int = 200           # 2 s crops
-    batch_size: int = 64
+    view_frames: int = bounded(200, gt=0)  # 2 s crops
+    batch_size: int = bounded(64, gt=0)
     fbank: dict[str, Any] = field(default_factory=lambda: {"num-mel-bins": 40, "dither": 1.0})
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    num_workers: int = 1             # DataLoader worker processes (0: load in the trainer)
+    num_workers: int = bounded(1, ge=0)  # DataLoader worker processes (0: load in the trainer)
 
     def __post_init__(self):
         if self.source not in ("feats", "wav"):
@@ -90,13 +90,13 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     name: str = "adam"               # "adam" or "adamw"
-    lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    weight_decay: float = 0.0
-    warmup_steps: int = 0
+    lr: float = bounded(1e-3, gt=0)
+    betas: tuple[float, float] = bounded((0.9, 0.999), ge=0, lt=1)
+    weight_decay: float = bounded(0.0, ge=0)
+    warmup_steps: int = bounded(0, ge=0)
     schedule: str = "constant"       # "constant", "linear" or "cosine" decay after warmup
-    min_lr_ratio: float = 0.0        # decay ends at lr * min_lr_ratio
-    grad_clip: float = 5.0           # max global gradient norm (0: off)
+    min_lr_ratio: float = bounded(0.0, ge=0, le=1)  # decay ends at lr * min_lr_ratio
+    grad_clip: float = bounded(5.0, ge=0)  # max global gradient norm (0: off)
 
     def __post_init__(self):
         if self.name not in ("adam", "adamw"):
@@ -108,13 +108,17 @@ class OptimConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 100
-    max_steps: int = 0               # stop after this many steps (0: after `epochs`)
-    seed: int = 0
-    checkpoint_every: int = 1000     # steps; a checkpoint is also written after each epoch
-    keep_checkpoints: int = 2        # older step checkpoints are deleted
-    log_every: int = 50              # steps between TensorBoard points
+    epochs: int = bounded(100, ge=0)  # 0 only with max_steps
+    max_steps: int = bounded(0, ge=0)  # stop after this many steps (0: after `epochs`)
+    seed: int = bounded(0, ge=0)
+    checkpoint_every: int = bounded(1000, gt=0)  # steps; one is also written after each epoch
+    keep_checkpoints: int = bounded(2, gt=0)  # older step checkpoints are deleted
+    log_every: int = bounded(50, gt=0)  # steps between TensorBoard points
     amp: bool = True                 # mixed precision on CUDA (ignored on CPU)
+
+    def __post_init__(self):
+        if self.max_steps <= 0 and self.epochs < 1:
+            raise ValueError("train.epochs must be at least 1 (or train.max_steps set)")
 
 
 @dataclass

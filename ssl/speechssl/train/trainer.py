@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from speechssl.configs import check_ranges
 from speechssl.errors import InputError, SpeechSSLError
 from speechssl.train import checkpoint as ckpt
 from speechssl.train import distributed as dist
@@ -116,7 +117,7 @@ def train(config: ExperimentConfig, data_dir: str | Path, exp_dir: str | Path,
     info = dist.dist_info_from_env()
     dev = dist.resolve_device(device, info)
     dist.quiet_other_ranks(info)
-    check_train_config(config.train)
+    check_config(config)
     dist.join_process_group(dev, info)
     resume = find_resume_state(config, exp_dir, info)
     final = exp_dir / ckpt.FINAL
@@ -126,6 +127,8 @@ def train(config: ExperimentConfig, data_dir: str | Path, exp_dir: str | Path,
                  "another exp dir, to train again.", exp_dir, resume["step"], final)
         return final
     run = build_run(config, data_dir, exp_dir, dev, info, method_cls, data_cls)
+    if resume is not None:
+        check_same_input_dim(resume, run.data.input_dim, exp_dir, data_dir)
     start(run, resume)
     try:
         train_loop(run)
@@ -137,12 +140,10 @@ def train(config: ExperimentConfig, data_dir: str | Path, exp_dir: str | Path,
     return final
 
 
-def check_train_config(train: TrainConfig) -> None:
-    for name in ("checkpoint_every", "keep_checkpoints", "log_every"):
-        if getattr(train, name) < 1:
-            raise InputError(f"train.{name} must be at least 1, got {getattr(train, name)}")
-    if train.max_steps <= 0 and train.epochs < 1:
-        raise InputError("train.epochs must be at least 1 (or train.max_steps set)")
+def check_config(config: ExperimentConfig) -> None:
+    """The range checks :func:`speechssl.configs.from_dict` makes on a config file, for a
+    config built in code (tests, notebooks); the dataclasses check the rest themselves."""
+    check_ranges(config)
 
 
 def is_finished(position: Position, train: TrainConfig) -> bool:
@@ -194,6 +195,18 @@ def check_same_experiment(state: dict[str, Any], config: ExperimentConfig, path:
         raise InputError(f"checkpoint written by {state['world_size']} processes; resume it "
                          f"with as many (now {info.world_size}) for the same data order",
                          path=path)
+
+
+def check_same_input_dim(state: dict[str, Any], input_dim: int, exp_dir: Path,
+                         data_dir: str | Path) -> None:
+    """Resuming on features of another dimension would fail in ``load_state_dict`` with
+    PyTorch's size-mismatch traceback; say what happened instead."""
+    trained = int(state["input_dim"])
+    if trained != input_dim:
+        raise InputError(f"the checkpoints of this exp dir were trained on {trained}-dim "
+                         f"input, but {data_dir} gives {input_dim}-dim input; use a new exp "
+                         "dir, or the features (and data.delta_order) it was trained on",
+                         path=exp_dir)
 
 
 def _data_class() -> type:
