@@ -4,7 +4,10 @@ FeatureLoader, DTW and the audio; determinism across workers, resume and ranks."
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import kaldiio
@@ -359,3 +362,13 @@ def test_bad_inputs_are_errors_naming_the_file(feats_dir, tmp_path):
     (broken / "feats.scp").write_text("\n".join(scp[1:]) + "\n")
     with pytest.raises(InputError, match="1 utterances of utt2spk have no features"):
         TrainingData(config(**FRAMES), broken, "frames")
+
+
+@pytest.mark.parametrize("nice", [0, 7])
+def test_workers_lower_their_priority_only_when_asked(nice):
+    # In a child process: os.nice cannot be undone.
+    code = ("import os; from speechssl.train.data import _init_worker; base = os.nice(0); "
+            f"_init_worker({nice}, 0); print(os.nice(0) - base)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={**os.environ, "PYTHONPATH": str(ROOT / "ssl")})
+    assert out.stdout.strip() == str(nice)

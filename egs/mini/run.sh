@@ -89,22 +89,10 @@ fi
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   # Evaluation sets from the training speakers: train_eval (20 utterances per speaker)
   # trains the probes, the AWEs and the SV backends; train_heldout (5 other utterances per
-  # speaker) tests the speaker probe. Test speakers are never seen in training. (The tiny
-  # corpus has 5 utterances per speaker: 4 and 1.)
-  # The minimum in awk alone: `sort | head` dies of SIGPIPE (pipefail) on many speakers.
-  min_utts=$(awk 'NR == 1 || NF - 1 < m {m = NF - 1} END {print m}' data/train/spk2utt)
-  heldout_per_spk=$(( min_utts >= 25 ? 5 : 1 ))
-  eval_per_spk=$(( min_utts - heldout_per_spk < 20 ? min_utts - heldout_per_spk : 20 ))
-  for feat in "" _fbank _mfcc; do
-    utils/subset_data_dir.sh --per-spk "data/train$feat" $eval_per_spk "data/train_eval$feat"
-    mkdir -p data/local
-    utils/filter_scp.sh --exclude "data/train_eval$feat/utt2spk" "data/train$feat/utt2spk" \
-      > "data/local/train_rest$feat.utts"
-    utils/subset_data_dir.sh --utt-list "data/local/train_rest$feat.utts" "data/train$feat" \
-      "data/local/train_rest$feat"
-    utils/subset_data_dir.sh --per-spk "data/local/train_rest$feat" $heldout_per_spk \
-      "data/train_heldout$feat"
-  done
+  # speaker) tests the speaker probe. Test speakers are never seen in training. The
+  # utterances are chosen once and the feature dirs cut to the same ones.
+  local/mini/make_eval_subsets.sh data/train data/train_eval data/train_heldout \
+    data/train_fbank data/train_mfcc
   # Representations as Kaldi data dirs data/<set>_<method>.
   for m in $methods; do
     for x in train_eval train_heldout test; do

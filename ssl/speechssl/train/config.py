@@ -81,6 +81,11 @@ class DataConfig:
     fbank: dict[str, Any] = field(default_factory=lambda: {"num-mel-bins": 40, "dither": 1.0})
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     num_workers: int = bounded(1, ge=0)  # DataLoader worker processes (0: load in the trainer)
+    # Scheduling priority of the workers (os.nice increment, 0-19).  With as many training
+    # threads as cores, a worker at equal priority preempts one of them and the others wait
+    # for it at every parallel op (the step doubles on 2 cores); at 19 a worker runs when a
+    # core is free, prefetching ahead.  Worth it only when cores are that scarce.
+    worker_nice: int = bounded(0, ge=0, le=19)
 
     def __post_init__(self):
         if self.source not in ("feats", "wav"):

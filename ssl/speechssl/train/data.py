@@ -34,6 +34,7 @@ there are no speaker stats for on-the-fly features.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from collections import Counter
@@ -355,13 +356,10 @@ def _identity(batch):
     return batch
 
 
-def _init_worker(_worker_id: int) -> None:
+def _init_worker(nice: int, _worker_id: int) -> None:
     torch.set_num_threads(1)  # workers run side by side: one thread each
-    # Lowest CPU priority: with as many training threads as cores, a worker at equal
-    # priority preempts one of them, and the other waits for it at every parallel op
-    # (the step doubles on 2 cores); at nice 19 it runs when a core is free (waits on
-    # data, serial parts), prefetching ahead.
-    os.nice(19)
+    if nice:
+        os.nice(nice)  # data.worker_nice: see DataConfig
 
 
 class TrainingData:
@@ -427,7 +425,8 @@ class TrainingData:
             return (self._source.loader(spec) for spec in specs)
         loader = torch.utils.data.DataLoader(
             _PlanDataset(self._source.loader, specs), batch_size=None, shuffle=False,
-            num_workers=workers, collate_fn=_identity, worker_init_fn=_init_worker)
+            num_workers=workers, collate_fn=_identity,
+            worker_init_fn=functools.partial(_init_worker, self.config.data.worker_nice))
         return iter(loader)
 
     def describe(self) -> str:
