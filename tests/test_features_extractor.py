@@ -1,4 +1,10 @@
-"""FeatureExtractor against kaldi-native-fbank run directly, bad input, and dither."""
+"""FeatureExtractor against kaldi-native-fbank run directly, bad input, and dither.
+
+The comparisons with knf run for both backends: "knf" must give knf's output, and the
+default "numpy" (float64) must be within 5e-3 of it: knf's float32 rounding moves bins far
+below their frame's peak by up to ~1e-3 on these signals.  tests/test_features_vectorised.py
+compares the NumPy backend with knf option by option.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +19,7 @@ from speechssl.features import FbankConfig, FeatureExtractor, MfccConfig, load_f
 from speechssl.features.extractor import DITHER_TABLE_SIZE, dither_noise, dither_rng
 
 RATE = 16000
+TOLERANCE = {"numpy": 5e-3, "knf": 1e-5}
 
 
 def speechlike(num_samples: int, seed: int = 0) -> np.ndarray:
@@ -39,40 +46,46 @@ def assert_close(got: np.ndarray, want: np.ndarray, atol: float) -> None:
     assert diff.max() <= atol, f"max diff {diff.max():.3e} at (frame, dim) {idx} > {atol}"
 
 
-def test_fbank_80_matches_knf():
+@pytest.fixture(params=sorted(TOLERANCE))
+def backend(request) -> str:
+    return request.param
+
+
+def test_fbank_80_matches_knf(backend):
     opts = knf.FbankOptions()
     opts.frame_opts.dither = 0.0
     opts.mel_opts.num_bins = 80
     x = speechlike(23456)
-    got = FeatureExtractor(FbankConfig(num_mel_bins=80, dither=0.0)).compute(x, "u1")
+    ex = FeatureExtractor(FbankConfig(num_mel_bins=80, dither=0.0), backend=backend)
+    got = ex.compute(x, "u1")
     assert got.dtype == np.float32 and got.shape == (145, 80)
-    assert_close(got, run_knf(knf.OnlineFbank(opts), x), atol=1e-5)
+    assert_close(got, run_knf(knf.OnlineFbank(opts), x), atol=TOLERANCE[backend])
 
 
-def test_mfcc_13_matches_knf():
+def test_mfcc_13_matches_knf(backend):
     opts = knf.MfccOptions()
     opts.frame_opts.dither = 0.0
     opts.num_ceps = 13
     x = speechlike(16000, seed=1)
-    ex = FeatureExtractor(MfccConfig(dither=0.0))
+    ex = FeatureExtractor(MfccConfig(dither=0.0), backend=backend)
     got = ex.compute(x, "u1")
     assert (ex.kind, ex.dim, got.shape) == ("mfcc", 13, (98, 13))
-    assert_close(got, run_knf(knf.OnlineMfcc(opts), x), atol=1e-5)
+    assert_close(got, run_knf(knf.OnlineMfcc(opts), x), atol=TOLERANCE[backend])
 
 
-def test_snip_edges_false_matches_knf():
+def test_snip_edges_false_matches_knf(backend):
     opts = knf.FbankOptions()
     opts.frame_opts.dither = 0.0
     opts.frame_opts.snip_edges = False
     opts.mel_opts.num_bins = 40
     x = speechlike(12345, seed=2)
-    got = FeatureExtractor(FbankConfig(num_mel_bins=40, dither=0.0, snip_edges=False)).compute(
-        x, "u1")
+    config = FbankConfig(num_mel_bins=40, dither=0.0, snip_edges=False)
+    got = FeatureExtractor(config, backend=backend).compute(x, "u1")
     assert got.shape[0] == (12345 + 80) // 160
-    assert_close(got, run_knf(knf.OnlineFbank(opts), x), atol=1e-5)
+    assert_close(got, run_knf(knf.OnlineFbank(opts), x), atol=TOLERANCE[backend])
 
 
-def test_conf_file_from_disk_matches_knf(tmp_path):
+def test_conf_file_from_disk_matches_knf(tmp_path, backend):
     conf = tmp_path / "fbank.conf"
     conf.write_text("# like egs/*/conf/fbank.conf\n--sample-frequency=8000\n--num-mel-bins=40\n"
                     "--dither=0\n--use-energy=true\n--low-freq=40\n--high-freq=-200\n"
@@ -87,13 +100,13 @@ def test_conf_file_from_disk_matches_knf(tmp_path):
     opts.mel_opts.high_freq = -200
     opts.use_energy = True
     x = speechlike(8000, seed=3) * 0.5
-    ex = FeatureExtractor(load_feature_config("fbank", conf))
+    ex = FeatureExtractor(load_feature_config("fbank", conf), backend=backend)
     online = knf.OnlineFbank(opts)
     online.accept_waveform(8000, x.astype(np.float32).tolist())
     online.input_finished()
     want = np.array([online.get_frame(i) for i in range(online.num_frames_ready)])
     assert ex.dim == 41
-    assert_close(ex.compute(x, "u1", sample_rate=8000), want, atol=1e-5)
+    assert_close(ex.compute(x, "u1", sample_rate=8000), want, atol=TOLERANCE[backend])
 
 
 def test_wav_file_int16(tmp_path):
@@ -145,14 +158,15 @@ def test_dither_is_reproducible_per_utterance():
     assert not np.array_equal(a, clean), "dither changes the features"
 
 
-def test_dither_is_gaussian_noise_on_the_waveform():
+def test_dither_is_gaussian_noise_on_the_waveform(backend):
     """The documented equivalence: knf(dither 0) of wave + dither * N(0, 1) noise."""
     x = speechlike(8000)
     opts = knf.FbankOptions()
     opts.frame_opts.dither = 0.0
     noisy = x.astype(np.float32) + np.float32(2.0) * dither_noise(5, "u9", x.size)
     want = run_knf(knf.OnlineFbank(opts), noisy)
-    assert_close(FeatureExtractor(FbankConfig(dither=2.0), seed=5).compute(x, "u9"), want, 1e-5)
+    ex = FeatureExtractor(FbankConfig(dither=2.0), seed=5, backend=backend)
+    assert_close(ex.compute(x, "u9"), want, TOLERANCE[backend])
 
 
 def test_dither_fills_digital_silence():

@@ -1,6 +1,7 @@
 """Compute fbank or MFCC features for (a split of) a data dir, as one job of make_fbank.sh.
 
-Matches Kaldi's compute-fbank-feats / compute-mfcc-feats through kaldi-native-fbank.
+Matches Kaldi's compute-fbank-feats / compute-mfcc-feats: a vectorised NumPy computation
+(speechssl.features.kaldi_compute), tested against kaldi-native-fbank.
 An utterance that fails (missing or corrupt audio, wrong rate) is logged and skipped;
 the step script counts the skipped ones and applies the 95% rule.
 """

@@ -1,9 +1,10 @@
 """Kaldi-compatible features: fbank/MFCC configs and extraction, CMVN, deltas, torch fbank.
 
 Each piece matches a Kaldi program: :class:`FeatureExtractor` is compute-fbank-feats /
-compute-mfcc-feats (through kaldi-native-fbank), :func:`cmvn_stats` and :func:`apply_cmvn`
-are compute-cmvn-stats and apply-cmvn, :func:`add_deltas` is add-deltas, and
-:class:`TorchFbank` is compute-fbank-feats in torch for on-the-fly features.
+compute-mfcc-feats (in NumPy, kaldi_compute.py; kaldi-native-fbank is the reference and the
+other backend), :func:`cmvn_stats` and :func:`apply_cmvn` are compute-cmvn-stats and
+apply-cmvn, :func:`add_deltas` is add-deltas, and :class:`TorchFbank` is
+compute-fbank-feats in torch for on-the-fly features.
 """
 
 from speechssl.features.cmvn import apply_cmvn, cmvn_stats

@@ -20,56 +20,10 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 
+from speechssl.features.kaldi_compute import feature_window, kaldi_mel_banks
 from speechssl.features.options import FLOAT32_EPS, FbankConfig
-
-
-def mel_scale(freq: np.ndarray) -> np.ndarray:
-    """HTK/Kaldi mel scale: ``1127 ln(1 + f / 700)``."""
-    return 1127.0 * np.log1p(np.asarray(freq, dtype=np.float64) / 700.0)
-
-
-def kaldi_mel_banks(config: FbankConfig) -> np.ndarray:
-    """Kaldi's triangular mel weights ``(K + 1, M)`` for the ``K + 1`` power-spectrum bins.
-
-    Triangles are linear in mel, between ``num_mel_bins + 2`` edges equally spaced in mel
-    from ``low-freq`` to ``high-freq``.  As in Kaldi, the Nyquist bin ``K`` gets no weight.
-    """
-    fft_size = config.padded_window_size
-    num_bins = config.num_mel_bins
-    edges = np.linspace(mel_scale(config.low_freq), mel_scale(config.mel_high_freq),
-                        num_bins + 2)  # (M + 2,)
-    mel = mel_scale(np.arange(fft_size // 2) * config.sample_frequency / fft_size)  # (K,)
-    left, center, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]  # (M, 1)
-    rising = (mel - left) / (center - left)
-    falling = (right - mel) / (right - center)
-    weights = np.where(mel <= center, rising, falling)
-    weights = np.where((mel > left) & (mel < right), weights, 0.0)  # (M, K)
-    banks = np.zeros((fft_size // 2 + 1, num_bins))
-    banks[:-1] = weights.T
-    return banks
-
-
-def feature_window(config: FbankConfig) -> np.ndarray:
-    """Kaldi's ``FeatureWindowFunction``: the ``(L,)`` window of ``window-type``."""
-    n = config.window_size
-    a = 2.0 * math.pi / (n - 1)
-    i = np.arange(n, dtype=np.float64)
-    kind = config.window_type
-    if kind == "hanning":
-        return 0.5 - 0.5 * np.cos(a * i)
-    if kind == "sine":
-        return np.sin(0.5 * a * i)
-    if kind == "hamming":
-        return 0.54 - 0.46 * np.cos(a * i)
-    if kind == "povey":
-        return (0.5 - 0.5 * np.cos(a * i)) ** 0.85
-    if kind == "blackman":
-        c = config.blackman_coeff
-        return c - 0.5 * np.cos(a * i) + (0.5 - c) * np.cos(2 * a * i)
-    return np.ones(n)  # rectangular
 
 
 def reflect_indices(start: int, stop: int, num_samples: int) -> torch.Tensor:
