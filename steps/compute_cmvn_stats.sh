@@ -28,6 +28,10 @@ data=$1
 logdir=${2:-$data/log}
 cmvndir=${3:-$data/data}
 name=$(basename "$data")
+[ -d "$data" ] || { echo "$0: no such data dir: $data" >&2; exit 1; }
+# One step at a time writes the data dir (e.g. make_feats replacing the feats.scp read here).
+# shellcheck source=../utils/lock_dir.sh
+. "$SPEECHSSL_ROOT/utils/lock_dir.sh" "$data"
 
 # An earlier cmvn.scp is about to be replaced: not checked, so a stale one cannot block this.
 "$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text --no-wav --need-feats --ignore cmvn.scp \
@@ -47,6 +51,7 @@ if [ "$got" -ne "$expected" ]; then
   echo "$0: CMVN stats for only $got of $expected entries; see $logdir/cmvn_$name.log" >&2
   exit 1
 fi
+trap 'rm -f "$data/cmvn.scp.tmp"' EXIT  # a copy cut short (full disk) is not left behind
 cp "$cmvndir/cmvn_$name.scp" "$data/cmvn.scp.tmp"
 mv "$data/cmvn.scp.tmp" "$data/cmvn.scp"
 log "succeeded creating CMVN stats for $name"

@@ -39,6 +39,10 @@ dest=$3
 model=$exp/$checkpoint
 name=$(basename "$dest")
 [ -f "$model" ] || { echo "$0: no such checkpoint: $model (train it with steps/train_ssl.sh)" >&2; exit 1; }
+# One step at a time writes the destination (two extractions would interleave its files).
+mkdir -p "$dest"
+# shellcheck source=../utils/lock_dir.sh
+. "$SPEECHSSL_ROOT/utils/lock_dir.sh" "$dest"
 
 "$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text --no-wav "$src"
 layer_opt=()
@@ -59,6 +63,7 @@ $cmd JOB=1:"$nj" "$dest/log/extract_$name.JOB.log" \
     "$model" "$sdata/JOB" "$featdir/repr_$name.JOB.ark" "$featdir/repr_$name.JOB.scp"
 
 out=$([ "$level" = frame ] && echo feats.scp || echo embedding.scp)
+trap 'rm -f "$dest/$out.tmp"' EXIT  # a merge cut short (full disk) is not left behind
 for n in $(seq "$nj"); do cat "$featdir/repr_$name.$n.scp"; done | sort > "$dest/$out.tmp"
 mv "$dest/$out.tmp" "$dest/$out"
 num_utts=$(wc -l < "$dest/utt2spk")

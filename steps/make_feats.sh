@@ -47,7 +47,11 @@ case $feat_type in
   *) echo "$0: --feat-type must be fbank or mfcc, got '$feat_type'" >&2; exit 1 ;;
 esac
 [ -f "$config" ] || { echo "$0: no such config file: $config (--${feat_type}-config)" >&2; exit 1; }
+[ -d "$data" ] || { echo "$0: no such data dir: $data" >&2; exit 1; }
 name=$(basename "$data")
+# One step at a time writes the data dir (another make_feats would swap its tables mid-run).
+# shellcheck source=../utils/lock_dir.sh
+. "$SPEECHSSL_ROOT/utils/lock_dir.sh" "$data"
 python -m speechssl.bin.compute_feats --check-config --kind "$feat_type" --config "$config"
 
 # The tables this step writes, and the CMVN stats they make stale: an earlier run's copies
@@ -94,10 +98,7 @@ if ! $cmd JOB=1:"$nj" "$job_log" \
     --utt2num-frames "$new/utt2num_frames.JOB" --utt2dur "$new/utt2dur.JOB" \
     --frame-shift "$new/frame_shift.JOB" --ark-in-scp "$ark" \
     "$sdata/JOB" "$ark.new" "$scp.new"; then
-  # Name the cause (e.g. which file could not be written) without opening the logs.
-  for n in $(seq "$nj"); do
-    if [ -f "${job_log//JOB/$n}" ]; then awk '/^ERROR/' "${job_log//JOB/$n}"; fi
-  done | awk -v prog="$0" 'NR <= 5 {print prog ": " $0}' >&2
+  # The runner has printed each failed job's ERROR line (e.g. which file it could not write).
   echo "$0: feature jobs failed; $data is unchanged" >&2
   exit 1
 fi

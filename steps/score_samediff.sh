@@ -35,6 +35,8 @@ fi
 data=$1
 words=$2
 dir=$3
+# Before any check can fail: a failed run must not leave the last run's results looking current.
+rm -f "${dir:?}"/{results.json,config}
 
 case "$method" in dtw|downsample) ;; *) echo "$0: --method must be dtw or downsample, got '$method'" >&2; exit 1 ;; esac
 case "$cmvn" in true|false) ;; *) echo "$0: --cmvn must be true or false, got '$cmvn'" >&2; exit 1 ;; esac
@@ -47,13 +49,12 @@ fi
 "$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text --no-wav "$data"
 
 mkdir -p "$dir/log"
-rm -f "$dir/results.json"
+printf '%s\n' "data=$(readlink -f "$data")" "word_list=$(readlink -f "$words")" \
+  "method=$method" "cmvn=$cmvn" "delta_order=$delta_order" > "$dir/config"
 $cmd "$dir/log/score_samediff.log" \
   python -m speechssl.bin.score_samediff --nj "$nj" --method "$method" --cmvn "$cmvn" \
     --delta-order "$delta_order" "$data" "$words" "$dir"
 
 [ -f "$dir/results.json" ] || { echo "$0: no $dir/results.json; see $dir/log/score_samediff.log" >&2; exit 1; }
-printf '%s\n' "data=$(readlink -f "$data")" "word_list=$(readlink -f "$words")" \
-  "method=$method" "cmvn=$cmvn" "delta_order=$delta_order" > "$dir/config"
 grep -h "AP " "$dir/log/score_samediff.log" | sed 's/^.*) //' >&2 || true
 log "succeeded scoring same-different ($method) of $data into $dir/results.json"

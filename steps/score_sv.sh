@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Speaker verification on a data dir's representations: embedding.scp as is, or feats.scp
 # pooled to mean+std over frames.  Writes <out-dir>/scores (Kaldi's <enroll> <test> <score>,
-# in trial order), results.json (EER as Kaldi's compute-eer, minDCF at p_target 0.01 and
-# 0.001 as sid/compute_min_dcf.py) and det.png.  Kaldi reads the scores as
+# in trial order), det.png and, last, results.json (EER as Kaldi's compute-eer, minDCF at
+# p_target 0.01 and 0.001 as sid/compute_min_dcf.py).  Kaldi reads the scores as
 #   paste -d' ' <out-dir>/scores <trials> | awk '{print $3, $6}' | compute-eer -
 set -euo pipefail
 # shellcheck source=../path.sh
@@ -37,6 +37,8 @@ fi
 data=$1
 trials=$2
 dir=$3
+# Before any check can fail: a failed run must not leave the last run's results looking current.
+rm -f "${dir:?}"/{results.json,scores,det.png}
 for b in mean_norm length_norm cmvn; do
   case ${!b} in
     true|false) ;;
@@ -66,6 +68,7 @@ python -m speechssl.bin.score_sv --backend "$backend" "${train_opt[@]}" --lda-di
 num_scores=$(wc -l < "$dir/scores")
 num_trials=$(wc -l < "$trials")
 if [ "$num_scores" -ne "$num_trials" ]; then
+  rm -f "$dir/results.json"
   echo "$0: $num_scores scores for $num_trials trials; see $dir/log/score_sv.log" >&2
   exit 1
 fi

@@ -4,8 +4,8 @@
 # words.ctm, then the correspondence AE on its same-word pairs; the word list's segments of
 # <test-data-dir> are embedded and scored by same-different AP (cosine distance, all pairs).
 # Writes <exp-dir>/seed<N>/{final.pt,config.yaml,embeddings.ark,embeddings.scp,results.json}
-# and <exp-dir>/results.json (AP mean and standard deviation over the seeds).  Re-running
-# reuses the seeds that finished with the same inputs and config.
+# and, last, <exp-dir>/{config.yaml,results.json} (AP mean and standard deviation over the
+# seeds).  Re-running reuses the seeds that finished with the same inputs and config.
 set -euo pipefail
 # shellcheck source=../path.sh
 . "$(dirname "$(readlink -f "$0")")/../path.sh"
@@ -46,6 +46,9 @@ train=$2
 test=$3
 words=$4
 dir=$5
+# Before any check can fail: a failed run must not leave the last run's results looking
+# current.  The seed dirs stay: a seed with results.json for the same inputs is reused.
+rm -f "${dir:?}"/{results.json,config.yaml}
 
 for b in cmvn norm_vars; do
   case ${!b} in true|false) ;; *) echo "$0: --${b//_/-} must be true or false, got '${!b}'" >&2; exit 1 ;; esac
@@ -72,7 +75,6 @@ opts=(--seeds "$seeds" --cmvn "$cmvn" --norm-vars "$norm_vars" --delta-order "$d
 if [ -n "$device" ]; then opts+=(--device "$device"); fi
 
 mkdir -p "$dir/log"
-rm -f "$dir/results.json"
 log "training CAE-RNN embeddings for seeds '$seeds' on $train in $nj job(s); logs: $dir/log/train.*.log"
 if ! $cmd JOB=1:"$nj" "$dir/log/train.JOB.log" \
     python -m speechssl.bin.train_awe "${opts[@]}" --job JOB --nj "$nj" \

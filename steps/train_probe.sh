@@ -6,7 +6,7 @@
 #   speaker:  one example per utterance (feats.scp mean-pooled, or embedding.scp); test
 #             utterances are held-out utterances of the training speakers (utt2spk)
 #   language: as speaker, labels from utt2lang; test speakers are held out (disjoint)
-# Writes <exp-dir>/results.json, probe.pt (the classifier) and per_class.txt.
+# Writes <exp-dir>/probe.pt (the classifier), per_class.txt and, last, results.json.
 set -euo pipefail
 # shellcheck source=../path.sh
 . "$(dirname "$(readlink -f "$0")")/../path.sh"
@@ -48,6 +48,8 @@ fi
 train=$1
 test=$2
 dir=$3
+# Before any check can fail: a failed run must not leave the last run's results looking current.
+rm -f "${dir:?}"/{results.json,probe.pt,per_class.txt,config}
 
 case "$task" in
   phone|speaker|language) ;;
@@ -72,13 +74,12 @@ opts=(--task "$task" --hidden-dim "$hidden_dim" --cmvn "$cmvn" --delta-order "$d
 [ -z "$batch_size" ] || opts+=(--batch-size "$batch_size")
 
 mkdir -p "$dir/log"
-rm -f "$dir/results.json"
+printf '%s\n' "train=$(readlink -f "$train")" "test=$(readlink -f "$test")" "task=$task" \
+  "hidden_dim=$hidden_dim" "cmvn=$cmvn" "delta_order=$delta_order" "epochs=${epochs:-default}" \
+  "lr=${lr:-default}" "batch_size=${batch_size:-default}" "seed=$seed" > "$dir/config"
 $cmd "$dir/log/train_probe.log" \
   python -m speechssl.bin.train_probe "${opts[@]}" "$train" "$test" "$dir"
 
 [ -f "$dir/results.json" ] || { echo "$0: no $dir/results.json; see $dir/log/train_probe.log" >&2; exit 1; }
-printf '%s\n' "train=$(readlink -f "$train")" "test=$(readlink -f "$test")" "task=$task" \
-  "hidden_dim=$hidden_dim" "cmvn=$cmvn" "delta_order=$delta_order" "epochs=${epochs:-default}" \
-  "lr=${lr:-default}" "batch_size=${batch_size:-default}" "seed=$seed" > "$dir/config"
 grep -h "accuracy " "$dir/log/train_probe.log" | sed 's/^.*) //' >&2 || true
 log "succeeded training the $task probe on $train, tested on $test: $dir/results.json"

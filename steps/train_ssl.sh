@@ -42,6 +42,10 @@ case $device in
   '' | cpu | cuda) ;;
   *) echo "$0: --device must be cpu or cuda, got '$device'" >&2; exit 1 ;;
 esac
+# One training at a time in an exp dir: two would write the same checkpoints and logs.
+mkdir -p "$dir"
+# shellcheck source=../utils/lock_dir.sh
+. "$SPEECHSSL_ROOT/utils/lock_dir.sh" "$dir"
 "$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text --no-wav "$data"
 
 opts=()

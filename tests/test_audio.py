@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from conftest import synth_audio, write_wav
-from speechssl.data.audio import AudioReader
+from speechssl.data.audio import AudioReader, wav_header_frames
 from speechssl.data.table import write_table
 from speechssl.errors import InputError
 
@@ -87,3 +87,39 @@ def test_bad_audio_names_file_and_key(tmp_path, kind, needle):
     message = str(err.value)
     assert str(d / "wav.scp") in message and "key 'u1'" in message, message
     assert needle.format(path=path) in message, message
+
+
+def test_truncated_wav_is_read_with_a_warning_naming_key_and_path(tmp_path, caplog):
+    x = synth_audio(3, 1.0)
+    wav = write_wav(tmp_path / "cut.wav", x)
+    wav.write_bytes(wav.read_bytes()[:-2 * 6000])  # as a copy cut short: 6000 samples lost
+    d = _dir(tmp_path, {"a": str(wav), "b": f"cat {wav} |"})
+    reader = AudioReader(d)
+    for utt, source in (("a", str(wav)), ("b", f"cat {wav}")):
+        caplog.clear()
+        samples, _ = reader.read(utt)
+        np.testing.assert_array_equal(np.round(samples * 32768), x[:10000], err_msg=utt)
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1, warnings
+        assert f"WaveData: {d / 'wav.scp'}: key '{utt}': '{source}' is truncated: its " \
+               "header says 16000 samples, the file holds 10000" in warnings[0], warnings
+
+
+def test_whole_and_streamed_wavs_give_no_truncation_warning(tmp_path, caplog):
+    x = synth_audio(4, 0.5)
+    whole = write_wav(tmp_path / "whole.wav", x)
+    with open(whole, "rb") as f:
+        assert wav_header_frames(f) == x.size
+    streamed = tmp_path / "streamed.wav"  # a pipe's header: data size 0xFFFFFFFF
+    data = whole.read_bytes()
+    at = data.index(b"data") + 4
+    streamed.write_bytes(data[:at] + b"\xff\xff\xff\xff" + data[at + 4:])
+    with open(streamed, "rb") as f:
+        assert wav_header_frames(f) is None
+    flac = write_wav(tmp_path / "a.flac", x, fmt="FLAC")
+    with open(flac, "rb") as f:
+        assert wav_header_frames(f) is None
+    d = _dir(tmp_path, {"a": str(whole), "b": f"cat {whole} |", "c": str(flac)})
+    for utt in "abc":
+        AudioReader(d).read(utt)
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -81,7 +82,7 @@ def test_wrong_tag_version_or_method(tmp_path, changes, message):
 def test_files_that_are_not_checkpoints(tmp_path):
     text = tmp_path / "notes.txt"
     text.write_text("hello\n")
-    with pytest.raises(InputError, match=f"{text}: not a speechssl checkpoint: torch.load"):
+    with pytest.raises(InputError, match=f"{text}: not a checkpoint: the file is corrupt"):
         ckpt.load_checkpoint(text)
     tensor = tmp_path / "tensor.pt"
     torch.save(torch.zeros(3), tensor)
@@ -113,6 +114,26 @@ def test_pickled_objects_are_refused_without_running_them(tmp_path):
     with pytest.raises(InputError, match=f"{path}: refusing to load: the file holds pickled"):
         ckpt.load_checkpoint(path)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["random bytes", "truncated", "empty"])
+def test_damaged_files_are_called_corrupt_not_a_security_risk(tmp_path, damage):
+    """torch reports a damaged file with the same "weights only load failed ... arbitrary
+    code execution" error as one holding pickled objects: only the second is a risk."""
+    path = tmp_path / "final.pt"
+    ckpt.save_checkpoint(_state(), path)
+    data = bytearray(path.read_bytes())
+    if damage == "random bytes":
+        data = bytearray(np.random.default_rng(0).bytes(len(data)))
+    elif damage == "truncated":
+        data = data[:len(data) // 2]
+    else:
+        data = bytearray()
+    path.write_bytes(bytes(data))
+    with pytest.raises(InputError, match=rf"{path}: not a checkpoint: the file is corrupt or "
+                                         r"truncated") as e:
+        ckpt.load_checkpoint(path)
+    assert "could run code" not in str(e.value)
 
 
 def test_save_is_atomic(tmp_path, monkeypatch):

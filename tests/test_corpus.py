@@ -16,8 +16,11 @@ from corpus_fixtures import (  # noqa: F401 (the fixtures are used by name)
     tiny_corpus_augmented_fixture,
     tiny_corpus_fixture,
 )
+from speechssl.augment import BAND_HIGH_HZ, BAND_LOW_HZ, GAIN_DB, add_noise, room_response
 from speechssl.corpus.align import Misaligned, align, silence_before_first_phoneme
+from speechssl.corpus.augment import augment
 from speechssl.corpus.espeak import Espeak, Event, load_loader
+from speechssl.corpus.generate import TEMPORARY_WAV, generate_corpus
 from speechssl.corpus.presets import PRESETS
 from speechssl.corpus.speakers import make_speakers, split_speakers
 from speechssl.corpus.vocabulary import VOCABULARY
@@ -25,6 +28,7 @@ from speechssl.data.ctm import read_ctm
 from speechssl.data.table import read_list_table, read_table
 from speechssl.data.trials import read_trials
 from speechssl.errors import SpeechSSLError
+from speechssl.fileio import atomic_write
 
 SETS = ("train", "dev", "test")
 TABLES = ("wav.scp", "utt2spk", "text", "utt2lang", "utt2dur")
@@ -276,6 +280,43 @@ def test_augmented_corpus_shares_text_and_alignments(tiny_corpus, tiny_corpus_au
     assert different == len(clean)
 
 
+def _reference_augment(x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tuple]:
+    """The corpus's chain from scipy's fftconvolve and butter: each coin drawn just before
+    its distortion, the noise being speechssl.augment.add_noise (tested against its
+    measured SNR in test_augment.py), a gain, then a scale that keeps the peak <= 0.99."""
+    from scipy.signal import butter, fftconvolve, sosfilt
+
+    y, coins = x.astype(np.float64), []
+    coins.append(rng.random() < 0.5)
+    if coins[-1]:
+        wet = fftconvolve(y, room_response(rng, 16000))[:len(y)]
+        y = wet * np.sqrt(np.sum(y ** 2) / np.sum(wet ** 2))
+    coins.append(rng.random() < 0.5)
+    if coins[-1]:
+        edges = [rng.uniform(*BAND_LOW_HZ), rng.uniform(*BAND_HIGH_HZ)]
+        y = sosfilt(butter(4, edges, btype="band", fs=16000, output="sos"), y)
+    coins.append(rng.random() < 0.75)
+    if coins[-1]:
+        y = add_noise(y, rng)
+    y = y * 10 ** (rng.uniform(*GAIN_DB) / 20)
+    return (y * min(1.0, 0.99 / np.abs(y).max())).astype(np.float32), tuple(coins)
+
+
+def test_augment_is_the_float64_chain_of_scipys_filters_to_the_bit():
+    # To the bit: the bytes of an augmented corpus for a seed depend on it.
+    t = np.arange(16000)
+    chains = set()
+    for seed in range(16):
+        x = (0.9 * np.sin(t / (5 + seed)) * (t > 3000)).astype(np.float32)
+        want, coins = _reference_augment(x, np.random.default_rng([seed, 2]))
+        got = augment(x, np.random.default_rng([seed, 2]), 16000)
+        err = np.abs(got - want)
+        assert np.array_equal(got, want), f"seed {seed}: max diff {err.max():g} at {err.argmax()}"
+        assert np.abs(got).max() <= 0.99
+        chains.add(coins)
+    assert len(chains) >= 4, chains  # the seeds cover several combinations of distortions
+
+
 # ---------------------------------------------------------------- a speaker baseline
 
 def _pooled_mfcc(path: str) -> np.ndarray:
@@ -321,3 +362,39 @@ def test_pooled_mfcc_separates_speakers(tiny_corpus):
 
 def test_tiny_seed_is_what_the_fixture_uses():
     assert TINY_SEED == 7
+
+
+# ---------------------------------------------------------------- interrupted generation
+
+def test_the_pattern_matches_what_atomic_write_names_its_temporaries(tmp_path):
+    path = tmp_path / "spk01" / "spk01-0001.wav"
+    with atomic_write(path, "wb") as f:
+        f.write(b"RIFF")
+        names = [p.name for p in path.parent.iterdir()]
+    assert len(names) == 1 and TEMPORARY_WAV.fullmatch(names[0]), names
+
+
+def test_generation_removes_its_stale_temporaries_and_nothing_else(tmp_path, monkeypatch):
+    wav_dir = tmp_path / "wav"
+    stale = wav_dir / "spk01" / ".spk01-0003.wav.k2_x9q0z.tmp"
+    keep = ["spk01/spk01-0001.wav", "spk01/.spk01-0001.wav.tmp", "spk01/notes.tmp",
+            "spk01/.a.wav.k2_x9q0z.tmp.bak", "spk01/.a.flac.k2_x9q0z.tmp",
+            "spk01/.a.wav.SHORT.tmp", ".top.wav.k2_x9q0z.tmp", "other/x/.a.wav.k2_x9q0z.tmp"]
+    for name in [*keep, str(stale.relative_to(wav_dir))]:
+        (wav_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (wav_dir / name).write_bytes(b"x")
+    (wav_dir / "spk02" / ".b.wav.abcdefgh.tmp").mkdir(parents=True)  # a directory: kept
+
+    class Stop(Exception):
+        pass
+
+    def stop(*_):
+        raise Stop
+    monkeypatch.setattr("speechssl.corpus.generate.load_loader", lambda: None)
+    monkeypatch.setattr("speechssl.corpus.generate.run_jobs", stop)  # synthesis starts here
+    with pytest.raises(Stop):
+        generate_corpus(PRESETS["tiny"], TINY_SEED, 1, wav_dir, tmp_path / "data")
+    assert not stale.exists()
+    for name in keep:
+        assert (wav_dir / name).is_file(), name
+    assert (wav_dir / "spk02" / ".b.wav.abcdefgh.tmp").is_dir()

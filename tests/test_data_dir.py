@@ -147,12 +147,12 @@ def test_split_keeps_speakers_whole_and_covers_everything(data_dir, root):
     out = sh(f"utils/split_data.sh {data_dir} 2", cwd=root).stdout.strip()
     assert out == str(data_dir / "split2")
     seen = []
-    for part in sorted(Path(out).iterdir()):
+    for part in sorted(p for p in Path(out).iterdir() if p.is_dir()):  # not .source_hash
         d = validate_data_dir(part)
         seen += d.utts
         assert set(d.table("wav.scp")) == set(d.utts)
     assert sorted(seen) == DataDir(data_dir).utts
-    spk_parts = [set(DataDir(p).utt2spk.values()) for p in Path(out).iterdir()]
+    spk_parts = [set(DataDir(p).utt2spk.values()) for p in Path(out).iterdir() if p.is_dir()]
     assert not spk_parts[0] & spk_parts[1]
     proc = sh(f"utils/split_data.sh {data_dir} 4", cwd=root, check=False)
     assert proc.returncode == 1 and "only 3 speakers" in proc.stderr

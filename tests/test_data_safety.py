@@ -38,11 +38,12 @@ def _make_fbank(data: Path, root: Path, featdir: Path, nj: object = 1, check: bo
 
 def _snapshot(folder: Path) -> dict[str, bytes | None]:
     """Every file (its bytes) and folder (None) under ``folder``, except split<N>*: the
-    per-job split is a cache the step refreshes before its jobs, as Kaldi's steps do."""
+    per-job split is a cache the step refreshes before its jobs, as Kaldi's steps do; and
+    the step lock .lock, where each run records itself."""
     out: dict[str, bytes | None] = {}
     for path in sorted(folder.rglob("*")):
         rel = path.relative_to(folder)
-        if rel.parts[0].startswith("split"):
+        if rel.parts[0].startswith("split") or rel.parts == (".lock",):
             continue
         out[str(rel)] = None if path.is_dir() else path.read_bytes()
     return out
@@ -313,11 +314,15 @@ def test_many_failed_utterances_still_get_the_95_percent_message(root, tmp_path)
     assert not (data / "feats.scp").exists()
 
 
-def test_mini_recipe_min_utts_survives_many_speakers(root, tmp_path):
-    """egs/mini stage 3's `awk | sort -n | head -n 1` exited 141 on 100,000 speakers."""
-    line = next(ln.strip() for ln in (root / "egs/mini/run.sh").read_text().splitlines()
+def test_mini_eval_subsets_survive_many_speakers(root, tmp_path):
+    """egs/mini stage 3's `awk | sort -n | head -n 1` exited 141 on 100,000 speakers (the
+    minimum is now taken in local/mini/make_eval_subsets.sh)."""
+    script = root / "local" / "mini" / "make_eval_subsets.sh"
+    line = next(ln.strip() for ln in script.read_text().splitlines()
                 if ln.strip().startswith("min_utts="))
     spk2utt = tmp_path / "data" / "train" / "spk2utt"
     spk2utt.parent.mkdir(parents=True)
     spk2utt.write_text("".join(f"s{i:06d}{' u' * (4 + i % 7)}\n" for i in range(100_000)))
-    assert sh(f"set -euo pipefail; {line}; echo $min_utts", cwd=tmp_path).stdout == "4\n"
+    src = "data/train"
+    assert sh(f"set -euo pipefail; src={src}; {line}; echo $min_utts",
+              cwd=tmp_path).stdout == "4\n"

@@ -152,6 +152,30 @@ def test_failures_are_counted_and_logged(tmp_path):
     assert proc.stderr == "run_local.sh: 2 / 3 failed, log is in log/g.JOB.log\n"
 
 
+def test_failure_summary_quotes_each_failed_jobs_error(tmp_path):
+    # Job 2's last ERROR line, though output follows it; job 3 has none: its last line
+    # (here a traceback's).  The header and trailer of the log are not the job's output.
+    command = (
+        "case JOB in 1) true ;; "
+        '2) echo "ERROR (prog[a.py:3]) first"; echo "ERROR (prog[a.py:9]) cannot read x.2" >&2;'
+        ' echo "LOG (prog[a.py:10]) cleaning up"; exit 1 ;; '
+        "3) printf 'Traceback:\\n  File x\\nValueError: bad 3\\n'; exit 2 ;; esac"
+    )
+    proc = run_jobs(tmp_path, "JOB=1:3", "log/e.JOB.log", command)
+    assert proc.returncode == 1
+    assert proc.stderr == (
+        "run_local.sh: 2 / 3 failed, log is in log/e.JOB.log\n"
+        "run_local.sh: log/e.2.log: ERROR (prog[a.py:9]) cannot read x.2\n"
+        "run_local.sh: log/e.3.log: ValueError: bad 3\n"
+    )
+
+
+def test_failure_summary_quotes_only_the_first_failed_jobs(tmp_path):
+    proc = run_jobs(tmp_path, "JOB=1:5", "log/e.JOB.log", 'echo "ERROR (p[a.py:1]) jJOB"; false')
+    quoted = proc.stderr.splitlines()[1:]
+    assert quoted == [f"run_local.sh: log/e.{i}.log: ERROR (p[a.py:1]) j{i}" for i in (1, 2, 3)]
+
+
 def test_failure_inside_a_pipe_fails_the_job(tmp_path):
     proc = run_jobs(tmp_path, "log/pipe.log", "false", "|", "cat")
     assert proc.returncode == 1
@@ -325,7 +349,7 @@ def test_finished_jobs_leave_no_watcher(tmp_path):
     command = f'echo {marker}; for fd in /proc/$$/fd/*; do readlink "$fd"; done; exit JOB'
     proc = run_jobs(tmp_path, "JOB=1:2", "log/w.JOB.log", command)
     assert proc.returncode == 1
-    assert proc.stderr == "run_local.sh: 2 / 2 failed, log is in log/w.JOB.log\n"
+    assert proc.stderr.startswith("run_local.sh: 2 / 2 failed, log is in log/w.JOB.log\n")
     assert not live_procs(marker)  # each job reaped its watcher before it ended
     for i in 1, 2:
         log = read_log(tmp_path / f"log/w.{i}.log")

@@ -25,6 +25,7 @@ from speechssl.models.vicreg import (
     variance_term,
     vicreg_terms,
 )
+from speechssl.train.checkpoint import load_tensors
 
 
 @pytest.fixture(autouse=True)
@@ -169,7 +170,7 @@ def test_gather_on_two_processes_equals_one_process(tmp_path):
     cases = [(4, True), (3, False)]
     mp.spawn(gather_worker, args=(str(tmp_path / "init"), str(tmp_path), xa, xb, cases),
              nprocs=2, join=True)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt") for r in range(2)]
+    ranks = [load_tensors(tmp_path / f"rank{r}.pt") for r in range(2)]
     for c, (_, full_loss) in enumerate(cases):
         torch.manual_seed(0)
         head = nn.Linear(6, 5).double()

@@ -4,18 +4,23 @@ finished-looking file) and parallel reads of many small files (audio headers).""
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+# Errors of writing data, which a bare write() or fsync() raises without a file name.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO}
+
 
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator:
     """Open a temporary file next to ``path``; rename it over ``path`` only on success.
 
-    On an exception the temporary file is removed and ``path`` is left as it was.
+    On an exception the temporary file is removed and ``path`` is left as it was; a failed
+    write names ``path`` (OSError.filename), which write() and fsync() do not.
     Text mode writes UTF-8 with ``\\n`` line endings whatever the platform.
     """
     path = Path(path)
@@ -29,9 +34,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "w") -> Iterator:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError) and e.filename is None and e.errno in _WRITE_ERRNOS:
+            e.filename = str(path)
         raise
 
 

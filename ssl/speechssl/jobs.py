@@ -627,8 +627,15 @@ def run(request: Request) -> dict[int, int | None]:
     return run_local(jobs, request.resources)
 
 
+# How many failed jobs' error lines the summary quotes, and how much of each log it reads.
+ERRORS_QUOTED = 3
+_LOG_TAIL_BYTES = 64 * 1024
+_LINE_MAX = 300
+
+
 def failure_summary(prog: str, request: Request, codes: dict[int, int | None]) -> str | None:
-    """run.pl's closing line when jobs failed (None if all succeeded).
+    """run.pl's closing line when jobs failed (None if all succeeded), and the error of each
+    of the first few failed jobs, so the cause shows without opening a log.
 
     It names the failed job's log if one failed, else the log pattern with the job variable.
     """
@@ -638,4 +645,32 @@ def failure_summary(prog: str, request: Request, codes: dict[int, int | None]) -
     log = request.log_pattern
     if len(failed) == 1:
         log = substitute(log, request.jobs.var, failed[0])
-    return f"{prog}: {len(failed)} / {len(request.jobs.ids)} failed, log is in {log}"
+    lines = [f"{prog}: {len(failed)} / {len(request.jobs.ids)} failed, log is in {log}"]
+    for job_id in failed[:ERRORS_QUOTED]:
+        job_log = substitute(request.log_pattern, request.jobs.var, job_id)
+        error = last_error(job_log)
+        if error is not None:
+            lines.append(f"{prog}: {job_log}: {error}")
+    return "\n".join(lines)
+
+
+def last_error(log: str | os.PathLike) -> str | None:
+    """The line of a job's log that most likely says why it failed: the last ``ERROR`` line
+    (Kaldi's and our ``ERROR (prog[file:line]) message``), else the job's last line of
+    output (a traceback's last line, bash's "command not found").  None if the job wrote
+    nothing or there is no log (a Slurm task that never started)."""
+    try:
+        with open(log, "rb") as f:
+            start = max(0, os.fstat(f.fileno()).st_size - _LOG_TAIL_BYTES)
+            f.seek(start)
+            lines = [line.strip() for line in f.read().decode(errors="replace").splitlines()]
+    except OSError:
+        return None
+    if start == 0 and "#" in lines:  # the header ends with "#" (a command may span lines)
+        lines = lines[lines.index("#") + 1:]
+    output = [line for line in lines if line and not line.startswith("#")]
+    errors = [line for line in output if line.startswith("ERROR")]
+    line = (errors or output or [None])[-1]
+    if line is not None and len(line) > _LINE_MAX:
+        line = line[:_LINE_MAX] + " ..."
+    return line

@@ -1,19 +1,18 @@
 """Same-different evaluation of a data dir's features on a word list: writes
-``<out-dir>/results.json`` (see :mod:`speechssl.eval.samediff` for the definitions)."""
+``<out-dir>/results.json`` (see :mod:`speechssl.eval.samediff` for the definitions), after
+removing an earlier run's."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from speechssl.cli import run
 from speechssl.data.features import FeatureLoader, FeatureTransform
+from speechssl.eval.results import remove_outputs, write_results
 from speechssl.eval.samediff import METHODS, evaluate
-from speechssl.fileio import atomic_write
 
 log = logging.getLogger("score_samediff")
 
@@ -42,6 +41,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    remove_outputs(args.out_dir)
     transform = FeatureTransform(cmvn=args.cmvn, delta_order=args.delta_order)
     start = time.perf_counter()
     results = evaluate(FeatureLoader(args.data_dir, transform), args.word_list,
@@ -49,10 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     seconds = time.perf_counter() - start
     results.update(cmvn=args.cmvn, delta_order=args.delta_order, nj=args.nj,
                    seconds=round(seconds, 3))
-    out = Path(args.out_dir) / "results.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(out) as f:
-        f.write(json.dumps(results, indent=2) + "\n")
+    out = write_results(args.out_dir, results)
     log.info("%s: %d segments, %d pairs (%d same) in %.1f s (%.0f pairs/s)", args.method,
              results["num_segments"], results["num_pairs"], results["num_same_pairs"],
              seconds, results["num_pairs"] / max(seconds, 1e-9))

@@ -1,14 +1,14 @@
 """Score speaker-verification trials on a data dir's embeddings or pooled features.
 
-Writes ``<out-dir>/scores`` (Kaldi's ``<enroll> <test> <score>``), ``results.json``
-(EER as Kaldi's compute-eer, minDCF at p_target 0.01 and 0.001 as Kaldi's
-sid/compute_min_dcf.py) and ``det.png``.  See :mod:`speechssl.eval.sv` for the backends.
+Writes ``<out-dir>/scores`` (Kaldi's ``<enroll> <test> <score>``), ``det.png`` and, last,
+``results.json`` (EER as Kaldi's compute-eer, minDCF at p_target 0.01 and 0.001 as Kaldi's
+sid/compute_min_dcf.py), after removing those of an earlier run.  See
+:mod:`speechssl.eval.sv` for the backends.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +20,7 @@ from speechssl.data.datadir import DataDir
 from speechssl.data.trials import check_trials_cover, read_trials
 from speechssl.errors import InputError
 from speechssl.eval.metrics import compute_eer, compute_min_dcf
+from speechssl.eval.results import remove_outputs, write_results
 from speechssl.eval.sv import (
     BackendConfig,
     available_utts,
@@ -29,9 +30,9 @@ from speechssl.eval.sv import (
     score_trials,
     write_scores,
 )
-from speechssl.fileio import atomic_write
 
 log = logging.getLogger("score_sv")
+OUTPUTS = ("scores", "det.png")  # besides results.json
 
 
 def boolean(value: str) -> bool:
@@ -83,6 +84,8 @@ def results(target: np.ndarray, nontarget: np.ndarray, args, source: str) -> dic
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    out = Path(args.out_dir)
+    remove_outputs(out, OUTPUTS)
     trials = read_trials(args.trials)
     name, known = available_utts(args.data_dir)
     check_trials_cover(trials, known, args.trials, what=f"utterances of {args.data_dir}/{name}")
@@ -94,15 +97,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     train, train_labels = load_training(args.train_dir, args.cmvn, emb.vectors.shape[1])
     config = BackendConfig(args.backend, args.mean_norm, args.length_norm, args.lda_dim)
     scores = score_trials(make_backend(config, emb, train, train_labels), emb, trials)
-    out = Path(args.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     write_scores(out / "scores", trials, scores)
     res = results(scores[labels], scores[~labels], args, emb.source)
-    with atomic_write(out / "results.json") as f:
-        json.dump(res, f, indent=2)
-        f.write("\n")
     plot_det(out / "det.png", scores[labels], scores[~labels], res["eer"],
              f"{res['features']} ({args.backend})")
+    write_results(out, res)
     log.info("%s, %s: EER %.2f%%, minDCF(0.01) %.4f, minDCF(0.001) %.4f on %d trials",
              res["features"], args.backend, res["eer"], res["min_dcf_0.01"],
              res["min_dcf_0.001"], res["num_trials"])

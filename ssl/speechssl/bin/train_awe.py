@@ -7,7 +7,9 @@ Per seed, <exp-dir>/seed<N>/ gets final.pt, config.yaml, embeddings.ark + embedd
 (one Kaldi float vector per word-list key) and, last, results.json: a seed dir with
 results.json for the same inputs and config is finished and is not trained again.
 --job J --nj N trains every N-th seed from the J-th (1-based) for parallel jobs;
---summarize trains nothing and writes <exp-dir>/results.json over the seeds.
+--summarize trains nothing and writes <exp-dir>/results.json over the seeds.  Either way
+the exp dir's own results.json and config.yaml are removed first: they describe a finished
+run, and only --summarize writes them again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import yaml
 from speechssl.bin.score_samediff import kaldi_bool
 from speechssl.cli import run
 from speechssl.errors import InputError
+from speechssl.eval.results import remove_outputs, write_results
 from speechssl.fileio import atomic_write
 
 log = logging.getLogger("train_awe")
@@ -119,8 +122,7 @@ def write_seed(seed_dir: Path, seed: int, model, config, keys: list[str],
     with ArkScpWriter(seed_dir / "embeddings.ark", seed_dir / "embeddings.scp") as writer:
         for i in np.argsort(keys, kind="stable"):  # C-sorted keys, for random access
             writer.write(keys[i], embeddings[i])
-    with atomic_write(seed_dir / "results.json") as f:
-        f.write(json.dumps(result, indent=2) + "\n")
+    write_results(seed_dir, result)
 
 
 def train_and_score(seed: int, words, segments, test_feats, config, inputs, device,
@@ -226,19 +228,19 @@ def summarize(args: argparse.Namespace, config: dict[str, Any],
         **{k: v for k, v in inputs.items() if k != "config"}}
     with atomic_write(exp / "config.yaml") as f:
         yaml.safe_dump(config, f, sort_keys=False)
-    with atomic_write(exp / "results.json") as f:
-        f.write(json.dumps(summary, indent=2) + "\n")
+    write_results(exp, summary)
     return summary
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    exp = Path(args.exp_dir)
+    exp.mkdir(parents=True, exist_ok=True)
+    remove_outputs(exp, ("config.yaml",))  # the seed dirs stay: finished seeds are reused
     from speechssl.eval.awe import load_awe_config  # imports torch: after the arguments
 
     config = load_awe_config(args.config)
     inputs = run_inputs(args, config.to_dict())
-    exp = Path(args.exp_dir)
-    exp.mkdir(parents=True, exist_ok=True)
     if args.summarize:
         summary = summarize(args, config.to_dict(), inputs)
         log.info("AP %.4f +- %.4f over seeds %s (PRB %.4f); wrote %s", summary["ap_mean"],

@@ -1,13 +1,13 @@
 """Train a probing classifier (phone, speaker or language) on one data dir's features
-and measure its accuracy on another's.  Writes ``<exp-dir>/results.json``, the classifier
-``probe.pt`` and ``per_class.txt``; see :mod:`speechssl.eval.probe` for the protocol and
-:mod:`speechssl.eval.probe_data` for the examples and labels."""
+and measure its accuracy on another's.  Writes the classifier ``probe.pt``,
+``per_class.txt`` and, last, ``<exp-dir>/results.json``, after removing an earlier run's;
+see :mod:`speechssl.eval.probe` for the protocol and :mod:`speechssl.eval.probe_data` for
+the examples and labels."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import logging
 import time
 from collections.abc import Sequence
@@ -34,9 +34,11 @@ from speechssl.eval.probe_data import (
     check_speakers,
     load_set,
 )
+from speechssl.eval.results import remove_outputs, write_results
 from speechssl.fileio import atomic_write
 
 log = logging.getLogger("train_probe")
+OUTPUTS = ("probe.pt", "per_class.txt")  # besides results.json
 
 
 def kaldi_bool(value: str) -> bool:
@@ -120,12 +122,12 @@ def write_outputs(out: Path, probe, classes: list[str], table: list[str],
                     "delta_order": results["delta_order"]}, f)
     with atomic_write(out / "per_class.txt") as f:
         f.write("\n".join(table) + "\n")
-    with atomic_write(out / "results.json") as f:
-        f.write(json.dumps(results, indent=2) + "\n")
+    write_results(out, results)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    remove_outputs(args.exp_dir, OUTPUTS)
     torch.set_num_threads(1)   # several probes may run side by side
     start = time.perf_counter()
     config = probe_config(args)

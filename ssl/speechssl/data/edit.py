@@ -7,6 +7,7 @@ dir (:func:`write_subset`); the fix replaces the dir's own files, all or nothing
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -26,6 +27,8 @@ COPIED_FILES = ("frame_shift",)
 # Alignments, several lines per utterance (or per recording, with segments): a subset
 # keeps the lines of its utterances and recordings, in their order.
 ALIGNMENT_FILES = ("words.ctm", "phones.ctm", "phone_ali")
+# In split<N>[utt]/: a hash of what the parts were made from (see _source_hash).
+SPLIT_HASH_FILE = ".source_hash"
 
 
 def write_subset(src: DataDir, dest: PathLike, utts: Iterable[str],
@@ -181,7 +184,8 @@ def split_data_dir(path: PathLike, n: int, per_utt: bool = False,
     """Split into ``<path>/split<n>/{1..n}`` by speaker (``split<n>utt`` per utterance).
 
     Kaldi semantics: a speaker is never divided between parts, so CMVN and speaker
-    adaptation see whole speakers.  An up-to-date split is reused.  Files named in
+    adaptation see whole speakers.  A split is reused while its sources' contents and its
+    parameters are unchanged (a hash in ``.source_hash``, written last).  Files named in
     ``ignore`` are not split (a step that is about to replace them does not need them).
     """
     d = DataDir(path)
@@ -192,23 +196,61 @@ def split_data_dir(path: PathLike, n: int, per_utt: bool = False,
                          f"(only {len(groups)} {what})", path=d.path)
     base = d.path / (f"split{n}utt" if per_utt else f"split{n}")
     parts = [base / str(i) for i in range(1, n + 1)]
-    if _split_is_fresh(d, parts, ignore):
+    sources = _split_sources(d, ignore)
+    digest = _source_hash(sources, n, per_utt, ignore)
+    stamp = base / SPLIT_HASH_FILE
+    if _split_is_fresh(stamp, digest, parts):
         return parts
+    stamp.unlink(missing_ok=True)  # an interrupted re-split must not look fresh
     bounds = split_points([len(g) for g in groups], n)
     for i, part in enumerate(parts):
         utts = [u for g in groups[bounds[i]:bounds[i + 1]] for u in g]
+        _remove_stale_files(part, {p.name for p in sources} | {"spk2utt"})
         write_subset(d, part, utts, ignore)
+    with atomic_write(stamp) as f:  # written last: the parts are complete
+        f.write(digest + "\n")
     return parts
 
 
-def _split_is_fresh(d: DataDir, parts: list[Path], ignore: Collection[str]) -> bool:
-    sources = [d.path / n for n in d.present_tables() if n not in ignore]
-    newest_source = max(p.stat().st_mtime for p in sources)
+def _split_sources(d: DataDir, ignore: Collection[str]) -> list[Path]:
+    """The files of ``d`` that its split parts are made from."""
+    names = d.present_tables() + [n for n in COPIED_FILES + ALIGNMENT_FILES
+                                  if (d.path / n).is_file()]
+    return [d.path / n for n in names if n not in ignore]
+
+
+def _source_hash(sources: Sequence[Path], n: int, per_utt: bool,
+                 ignore: Collection[str]) -> str:
+    """sha1 of the split's parameters and of the sources' names and bytes.
+
+    Content, not modification times: an edit can keep the mtime order (same second,
+    ``cp -p``, ``touch -r``, a copied dir), and a stale part gives features of old audio.
+    """
+    h = hashlib.sha1(f"split {n} per_utt={per_utt} ignore={sorted(ignore)}\n".encode())
+    for path in sources:
+        h.update(f"{path.name} {path.stat().st_size}\n".encode())  # where one file ends
+        with open(path, "rb") as f:
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _split_is_fresh(stamp: Path, digest: str, parts: Sequence[Path]) -> bool:
     try:
-        return all(min((p / n.name).stat().st_mtime for n in sources if n.name != "spk2utt")
-                   >= newest_source for p in parts)
+        recorded = stamp.read_text().strip()
     except FileNotFoundError:
         return False
+    return recorded == digest and all((p / "utt2spk").is_file() for p in parts)
+
+
+def _remove_stale_files(part: Path, keep: Collection[str]) -> None:
+    """Remove the files of an earlier split that this one will not write (a table since
+    deleted from the source, or now ignored), so a part never holds one of them.  Hidden
+    files are left: one may be the temporary of a concurrent split of the same dir."""
+    if part.is_dir():
+        for f in part.iterdir():
+            if f.is_file() and f.name not in keep and not f.name.startswith("."):
+                f.unlink(missing_ok=True)
 
 
 def select_utterances(d: DataDir, utt_list: Sequence[str] | None = None,

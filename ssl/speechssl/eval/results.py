@@ -6,6 +6,11 @@ apc, ...) and ``<column>`` names the evaluation (``samediff_dtw``, ``sv_cosine``
 ``probe_phone``, or e.g. ``samediff_dtw_val`` when a task runs on several sets).  The task
 decides which number is shown and whether higher is better.
 
+``results.json`` is written after every other output of a run (:func:`write_results`), so
+its presence means the run finished; a run first removes the previous run's outputs
+(:func:`remove_outputs`, and the step scripts before their checks), so a run that fails
+leaves no earlier result to be gathered as if it were current.
+
 >>> TASKS["sv_cosine"].metric, TASKS["sv_cosine"].higher_is_better
 ('eer', False)
 >>> format_cell({"ap_mean": 0.41234, "ap_std": 0.0123}, TASKS["awe"])
@@ -43,6 +48,25 @@ TASKS = {
     "probe_speaker": Task("accuracy", "speaker probe acc. %", True, 1),
     "probe_language": Task("accuracy", "language probe acc. %", True, 1),
 }
+
+
+RESULTS = "results.json"
+
+
+def remove_outputs(out_dir: str | Path, others: Sequence[str] = ()) -> None:
+    """Start of a run: remove ``results.json``, then the previous run's ``others``, so that
+    a run that fails leaves no earlier result looking current."""
+    for name in (RESULTS, *others):
+        (Path(out_dir) / name).unlink(missing_ok=True)
+
+
+def write_results(out_dir: str | Path, results: dict) -> Path:
+    """``<out_dir>/results.json``, atomically; write it after every other output of the
+    run, since its presence is what marks the run finished."""
+    path = Path(out_dir) / RESULTS
+    with atomic_write(path) as f:
+        f.write(json.dumps(results, indent=2) + "\n")
+    return path
 
 
 @dataclass(frozen=True)

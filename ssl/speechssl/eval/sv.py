@@ -28,9 +28,8 @@ from pathlib import Path
 import numpy as np
 import scipy.linalg
 
-from speechssl.data.ark import read_matrix
 from speechssl.data.datadir import DataDir
-from speechssl.data.features import FeatureLoader, FeatureTransform
+from speechssl.data.features import FeatureLoader, FeatureTransform, read_embedding
 from speechssl.data.table import PathLike
 from speechssl.data.trials import Trial
 from speechssl.errors import InputError
@@ -76,7 +75,7 @@ def load_embeddings(data_dir: PathLike, utts: list[str] | None = None,
     utts = known if utts is None else sorted(set(utts))
     if name == "embedding.scp":
         table = data.table(name)
-        rows = [read_matrix(table[u], data.path / name, u).ravel() for u in utts]
+        rows = [read_embedding(table[u], data.path / name, u) for u in utts]
         source = name
     else:
         loader = FeatureLoader(data, FeatureTransform(cmvn=cmvn))

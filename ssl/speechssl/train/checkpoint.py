@@ -21,7 +21,9 @@ checkpoint.  Every file is written to a temporary name and renamed when complete
 from __future__ import annotations
 
 import pickle
+import pickletools
 import re
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -56,17 +58,58 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     path = Path(path)
     if not path.is_file():
         raise InputError("no such checkpoint file", path=path)
-    try:
-        state = torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as e:
-        raise InputError("refusing to load: the file holds pickled objects other than tensors "
-                         f"and plain data, and loading them could run code ({_first_line(e)})",
-                         path=path) from None
-    except Exception as e:  # torch raises RuntimeError, EOFError, ... for non-checkpoints
-        raise InputError(f"not a speechssl checkpoint: torch.load failed ({_first_line(e)})",
-                         path=path) from None
+    state = load_tensors(path, map_location)
     check_checkpoint(state, path, method)
     return state
+
+
+def load_tensors(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain data only, never code.
+
+    A failure says which of two things is wrong: the file is damaged (not a complete
+    ``torch.save`` archive: random bytes, a truncated copy, an interrupted download), or it
+    is intact but pickles other objects, which only ``weights_only=False`` would load.
+    torch reports both as the same "weights only load failed" error.
+    """
+    path = Path(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as e:  # torch raises RuntimeError, EOFError, UnpicklingError, ...
+        damage = _archive_damage(path)
+        if damage is not None:
+            raise InputError(f"not a checkpoint: the file is corrupt or truncated ({damage})",
+                             path=path) from None
+        if isinstance(e, pickle.UnpicklingError):
+            raise InputError("refusing to load: the file holds pickled objects other than "
+                             "tensors and plain data, and loading them could run code "
+                             f"({_refused_global(e)})", path=path) from None
+        raise InputError(f"torch.load failed ({_first_line(e)})", path=path) from None
+
+
+def _archive_damage(path: Path) -> str | None:
+    """What keeps ``path`` from being a complete ``torch.save`` archive (a zip holding
+    ``<name>/data.pkl``, a whole pickle), or None if it is one.  Reading data.pkl checks
+    its CRC; pickletools only parses the opcodes, it runs nothing."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = [n for n in archive.namelist() if n.endswith("/data.pkl")]
+            if not names:
+                return "a zip archive without the data.pkl that torch.save writes"
+            data = archive.read(min(names, key=len))
+    except Exception as e:  # any failure to read it back is damage
+        return f"not a complete torch.save archive: {_first_line(e)}"
+    try:
+        for _ in pickletools.genops(data):
+            pass
+    except Exception as e:  # a pickle that does not parse is damaged
+        return f"its data.pkl does not parse: {_first_line(e)}"
+    return None
+
+
+def _refused_global(error: Exception) -> str:
+    """The line of torch's weights_only error that names the refused object."""
+    lines = [ln.strip() for ln in str(error).splitlines() if "GLOBAL" in ln.upper()]
+    return lines[0] if lines else _first_line(error)
 
 
 def _first_line(error: Exception) -> str:
