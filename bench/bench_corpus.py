@@ -13,8 +13,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from speechssl.corpus.generate import generate_corpus
-from speechssl.corpus.presets import get_preset
+from speechssl.corpus.synth.generate import generate_corpus
+from speechssl.corpus.synth.presets import get_preset
 
 
 def measure(preset: str, augment: bool, nj: int, seed: int) -> tuple[float, float]:

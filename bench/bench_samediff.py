@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechssl.data.features import FeatureLoader, FeatureTransform
+from speechssl.data.feature_loader import FeatureLoader, FeatureTransform
 from speechssl.dtw import normalise_rows, normalised_cost
 from speechssl.eval import samediff
 

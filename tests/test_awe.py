@@ -13,11 +13,11 @@ import yaml
 
 from conftest import ROOT, sh
 from recipe_fixtures import mini_recipe_fixture  # noqa: F401
-from speechssl.configs import to_dict
 from speechssl.errors import InputError
 from speechssl.eval.awe import AWEConfig, bucket_batches, load_awe_config
 from speechssl.eval.samediff import read_word_list
 from speechssl.models.cae_rnn import CAERNN, CAERNNConfig, pad_segments
+from speechssl.typed_config import to_dict
 
 DIM = 5
 # The tiny corpus has 85 training words of >= 20 frames (21 same-word pairs).

@@ -17,13 +17,13 @@ from corpus_fixtures import (  # noqa: F401 (the fixtures are used by name)
     tiny_corpus_fixture,
 )
 from speechssl.augment import BAND_HIGH_HZ, BAND_LOW_HZ, GAIN_DB, add_noise, room_response
-from speechssl.corpus.align import Misaligned, align, silence_before_first_phoneme
-from speechssl.corpus.augment import augment
-from speechssl.corpus.espeak import Espeak, Event, load_loader
-from speechssl.corpus.generate import TEMPORARY_WAV, generate_corpus
-from speechssl.corpus.presets import PRESETS
-from speechssl.corpus.speakers import make_speakers, split_speakers
-from speechssl.corpus.vocabulary import VOCABULARY
+from speechssl.corpus.synth.align import Misaligned, align, silence_before_first_phoneme
+from speechssl.corpus.synth.distort import augment
+from speechssl.corpus.synth.espeak import Espeak, Event, load_loader
+from speechssl.corpus.synth.generate import TEMPORARY_WAV, generate_corpus
+from speechssl.corpus.synth.presets import PRESETS
+from speechssl.corpus.synth.speakers import make_speakers, split_speakers
+from speechssl.corpus.synth.vocabulary import VOCABULARY
 from speechssl.data.ctm import read_ctm
 from speechssl.data.table import read_list_table, read_table
 from speechssl.data.trials import read_trials
@@ -390,8 +390,8 @@ def test_generation_removes_its_stale_temporaries_and_nothing_else(tmp_path, mon
 
     def stop(*_):
         raise Stop
-    monkeypatch.setattr("speechssl.corpus.generate.load_loader", lambda: None)
-    monkeypatch.setattr("speechssl.corpus.generate.run_jobs", stop)  # synthesis starts here
+    monkeypatch.setattr("speechssl.corpus.synth.generate.load_loader", lambda: None)
+    monkeypatch.setattr("speechssl.corpus.synth.generate.run_jobs", stop)  # synthesis starts here
     with pytest.raises(Stop):
         generate_corpus(PRESETS["tiny"], TINY_SEED, 1, wav_dir, tmp_path / "data")
     assert not stale.exists()

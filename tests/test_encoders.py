@@ -8,7 +8,6 @@ import pytest
 import torch
 from torch import nn
 
-from speechssl.configs import from_dict
 from speechssl.errors import InputError
 from speechssl.models.encoders import (
     ENCODERS,
@@ -22,6 +21,7 @@ from speechssl.models.encoders import (
     instance_norm,
     strided_lengths,
 )
+from speechssl.typed_config import from_dict
 
 D = 20
 SMALL_RESNET = {"channels": [4, 8, 8, 16], "blocks": [1, 2, 1, 1], "embedding_dim": 12}

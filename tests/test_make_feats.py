@@ -14,7 +14,7 @@ import soundfile as sf
 
 from conftest import sh
 from speechssl.data.datadir import DataDir
-from speechssl.data.features import FeatureLoader, FeatureTransform
+from speechssl.data.feature_loader import FeatureLoader, FeatureTransform
 from speechssl.data.table import read_table, write_table
 from speechssl.data.validate import Requirements, validate_data_dir
 

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 import torch
 
-from speechssl.configs import from_dict
 from speechssl.data.batch import FrameBatch, PairBatch
 from speechssl.errors import InputError
 from speechssl.models.apc import APC, APCConfig
 from speechssl.models.cae import CAEConfig, FrameCAE
 from speechssl.models.capc import CAPC, CAPCConfig
 from speechssl.models.cpc import CPC, CPCConfig, negative_pools, sample_negatives
+from speechssl.typed_config import from_dict
 
 DIM = 6
 

@@ -14,7 +14,6 @@ import torch.multiprocessing as mp
 import torch.nn.functional as F
 from torch import nn
 
-from speechssl.configs import from_dict
 from speechssl.data.batch import ViewBatch
 from speechssl.errors import InputError
 from speechssl.models.vicreg import (
@@ -26,6 +25,7 @@ from speechssl.models.vicreg import (
     vicreg_terms,
 )
 from speechssl.train.checkpoint import load_tensors
+from speechssl.typed_config import from_dict
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,7 @@ from speechssl.bin.train_probe import main as train_probe
 from speechssl.data.ark import ArkScpWriter
 from speechssl.data.ctm import CtmEntry
 from speechssl.data.datadir import DataDir
-from speechssl.data.features import FeatureTransform
+from speechssl.data.feature_loader import FeatureTransform
 from speechssl.errors import InputError
 from speechssl.eval.probe_data import ctm_frame_labels, frame_labels, phone_set
 

@@ -106,9 +106,9 @@ def test_a_rerun_resumes_and_changes_nothing(trained):
 @pytest.mark.parametrize("method", METHODS)
 def test_published_configs_load_and_restate_the_published_defaults(method):
     from conftest import ROOT
-    from speechssl.configs import to_dict
     from speechssl.models import method_class
     from speechssl.train.config import load_config
+    from speechssl.typed_config import to_dict
     config = load_config(ROOT / "egs" / "mini" / "conf" / "published" / f"{method}.yaml")
     assert to_dict(config.model) == to_dict(method_class(method).Config())
     assert config.method == method

@@ -333,9 +333,9 @@ def test_trial_file_names_become_kaldi_ids_without_splitting_on_dashes():
 
 
 def test_the_recipe_config_parses_with_the_published_model():
-    from speechssl.configs import to_dict
     from speechssl.models import method_class
     from speechssl.train.config import load_config
+    from speechssl.typed_config import to_dict
 
     config = load_config(ROOT / "egs" / "voxceleb" / "conf" / "vicreg.yaml")
     published = load_config(ROOT / "egs" / "mini" / "conf" / "published" / "vicreg.yaml")

@@ -13,9 +13,8 @@ import pytest
 
 from conftest import ROOT, sh
 from speechssl.bin import compute_cmvn_stats
-from speechssl.configs import RANGE, check_ranges, from_dict
 from speechssl.data.ark import ArkScpWriter
-from speechssl.data.features import FeatureLoader, FeatureTransform
+from speechssl.data.feature_loader import FeatureLoader, FeatureTransform
 from speechssl.data.table import write_table
 from speechssl.errors import InputError
 from speechssl.models import METHODS
@@ -29,6 +28,7 @@ from speechssl.train.config import (
     TrainConfig,
     load_config,
 )
+from speechssl.typed_config import RANGE, check_ranges, from_dict
 
 
 def frames(num: int, seed: int, dim: int = 3) -> np.ndarray:

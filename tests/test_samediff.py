@@ -10,7 +10,7 @@ import pytest
 
 from conftest import sh
 from recipe_fixtures import mini_recipe_fixture  # noqa: F401
-from speechssl.data.features import FeatureLoader
+from speechssl.data.feature_loader import FeatureLoader
 from speechssl.errors import InputError
 from speechssl.eval import samediff
 

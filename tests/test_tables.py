@@ -80,7 +80,7 @@ def test_interrupted_writer_leaves_nothing(tmp_path):
 
 
 def test_nan_features_are_refused_naming_file_and_key(tmp_path):
-    from speechssl.data.features import FeatureLoader
+    from speechssl.data.feature_loader import FeatureLoader
     from speechssl.errors import InputError as Err
     d = tmp_path / "d"
     bad = np.ones((4, 2), dtype=np.float32)

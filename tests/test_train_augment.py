@@ -1,4 +1,4 @@
-"""Training views (speechssl.train.augment.augment_view) against independent references:
+"""Training views (speechssl.train.view_augment.augment_view) against independent references:
 each distortion alone against np.convolve, scipy's Butterworth filter, the measured SNR
 and the drawn gain, then all together, with the coin flips deciding which apply."""
 
@@ -16,7 +16,7 @@ from speechssl.augment import (
     room_response,
     speech_power,
 )
-from speechssl.train import augment
+from speechssl.train import view_augment as augment
 from speechssl.train.config import AugmentConfig
 
 SR, N = 16000, 24000

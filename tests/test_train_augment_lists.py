@@ -9,10 +9,10 @@ import pytest
 import soundfile as sf
 
 from speechssl.augment import add_noise, noise_bank, reverberate
-from speechssl.configs import from_dict
 from speechssl.errors import InputError
-from speechssl.train import augment
+from speechssl.train import view_augment as augment
 from speechssl.train.config import AugmentConfig, DataConfig, NoiseSource
+from speechssl.typed_config import from_dict
 
 SR, N = 16000, 8000
 

@@ -20,7 +20,7 @@ from corpus_fixtures import tiny_corpus_fixture  # noqa: F401
 from speechssl.data.ark import ArkScpWriter
 from speechssl.data.audio import AudioReader
 from speechssl.data.datadir import DataDir
-from speechssl.data.features import FeatureLoader, FeatureTransform
+from speechssl.data.feature_loader import FeatureLoader, FeatureTransform
 from speechssl.dtw import align_to, cosine_cost, dtw_path
 from speechssl.errors import InputError
 from speechssl.features import FbankConfig, FeatureExtractor

@@ -91,8 +91,8 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   if [ ${#opts[@]} -gt 0 ]; then
     local/voxceleb/prepare_noise_lists.sh --nj "$nj" "${opts[@]}" data
   fi
-  [ -n "$musan" ] || log "no --musan: training adds the synthetic coloured noise of speechssl.train.augment"
-  [ -n "$rirs" ] || log "no --rirs: training uses the synthetic room reverberation of speechssl.train.augment"
+  [ -n "$musan" ] || log "no --musan: training adds the synthetic coloured noise of speechssl.train.view_augment"
+  [ -n "$rirs" ] || log "no --rirs: training uses the synthetic room reverberation of speechssl.train.view_augment"
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then

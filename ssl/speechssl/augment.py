@@ -1,7 +1,7 @@
 """Waveform distortions shared by the embedded corpus and the training views.
 
-The synthetic corpus (:mod:`speechssl.corpus.augment`) and the views of VICReg-style
-training (:mod:`speechssl.train.augment`) distort speech alike, with the ranges defined
+The synthetic corpus (:mod:`speechssl.corpus.synth.distort`) and the views of VICReg-style
+training (:mod:`speechssl.train.view_augment`) distort speech alike, with the ranges defined
 here: a synthetic room reverberation, a random band-pass, coloured noise at an SNR and a
 gain.  Each function draws from the generator passed in, in a fixed order, so the same
 generator state gives the same room, band, noise and gain whichever caller asks.  What

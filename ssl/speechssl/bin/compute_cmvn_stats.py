@@ -18,7 +18,7 @@ import numpy as np
 from speechssl.cli import run
 from speechssl.data.ark import ArkScpWriter
 from speechssl.data.datadir import DataDir
-from speechssl.data.features import read_features, utterance_frames
+from speechssl.data.feature_loader import read_features, utterance_frames
 from speechssl.errors import InputError, SpeechSSLError
 from speechssl.features import cmvn_stats
 

@@ -17,8 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from speechssl.cli import run
-from speechssl.corpus.generate import generate_corpus
-from speechssl.corpus.presets import PRESETS, get_preset
+from speechssl.corpus.synth.generate import generate_corpus
+from speechssl.corpus.synth.presets import PRESETS, get_preset
 
 log = logging.getLogger("make_mini_corpus")
 

@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 
 from speechssl.cli import run
-from speechssl.data.features import FeatureLoader, FeatureTransform
+from speechssl.data.feature_loader import FeatureLoader, FeatureTransform
 from speechssl.eval.results import remove_outputs, write_results
 from speechssl.eval.samediff import METHODS, evaluate
 

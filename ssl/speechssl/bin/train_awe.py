@@ -157,7 +157,7 @@ def train_and_score(seed: int, words, segments, test_feats, config, inputs, devi
 def train_seeds(args: argparse.Namespace, config, inputs: dict[str, Any]) -> None:
     import torch
 
-    from speechssl.data.features import FeatureLoader, FeatureTransform
+    from speechssl.data.feature_loader import FeatureLoader, FeatureTransform
     from speechssl.eval.awe import load_training_words
     from speechssl.eval.samediff import cut_segments, read_word_list
 

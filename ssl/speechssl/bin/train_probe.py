@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from speechssl.cli import run
-from speechssl.data.features import FeatureTransform
+from speechssl.data.feature_loader import FeatureTransform
 from speechssl.errors import InputError
 from speechssl.eval.probe import (
     TASK_DEFAULTS,

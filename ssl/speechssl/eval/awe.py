@@ -31,13 +31,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from speechssl.configs import from_dict, read_yaml, to_dict
 from speechssl.data.datadir import DataDir
-from speechssl.data.features import FeatureLoader, FeatureTransform
+from speechssl.data.feature_loader import FeatureLoader, FeatureTransform
 from speechssl.data.pairs import Token, ctm_tokens, same_word_pairs
 from speechssl.data.table import PathLike
 from speechssl.errors import InputError
 from speechssl.models.cae_rnn import CAERNN, CAERNNConfig, pad_segments
+from speechssl.typed_config import from_dict, read_yaml, to_dict
 
 log = logging.getLogger(__name__)
 

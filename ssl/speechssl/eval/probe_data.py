@@ -43,7 +43,7 @@ import numpy as np
 
 from speechssl.data.ctm import CtmEntry, read_ctm
 from speechssl.data.datadir import DataDir
-from speechssl.data.features import FeatureLoader, FeatureTransform, read_embedding
+from speechssl.data.feature_loader import FeatureLoader, FeatureTransform, read_embedding
 from speechssl.data.table import iter_table
 from speechssl.errors import InputError, examples
 

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from speechssl.data.features import FeatureLoader
+from speechssl.data.feature_loader import FeatureLoader
 from speechssl.data.table import PathLike, iter_table
 from speechssl.dtw import condensed_dtw, normalise_rows
 from speechssl.errors import InputError

@@ -29,7 +29,7 @@ import numpy as np
 import scipy.linalg
 
 from speechssl.data.datadir import DataDir
-from speechssl.data.features import FeatureLoader, FeatureTransform, read_embedding
+from speechssl.data.feature_loader import FeatureLoader, FeatureTransform, read_embedding
 from speechssl.data.table import PathLike
 from speechssl.data.trials import Trial
 from speechssl.errors import InputError

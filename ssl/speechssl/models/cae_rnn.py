@@ -30,8 +30,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from speechssl.configs import bounded
 from speechssl.models.layers import length_mask
+from speechssl.typed_config import bounded
 
 
 @dataclass

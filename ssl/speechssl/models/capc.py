@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 import torch
 
-from speechssl.configs import bounded
 from speechssl.data.batch import PairBatch
 from speechssl.models.apc import APC, APCConfig, shifted_l1
+from speechssl.typed_config import bounded
 
 
 @dataclass

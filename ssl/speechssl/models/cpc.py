@@ -37,10 +37,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from speechssl.configs import bounded
 from speechssl.data.batch import FrameBatch
 from speechssl.models.base import SSLMethod
 from speechssl.models.layers import check_layer, length_mask
+from speechssl.typed_config import bounded
 
 
 @dataclass

@@ -31,8 +31,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from speechssl.configs import bounded
 from speechssl.errors import InputError
+from speechssl.typed_config import bounded
 
 # ---------------------------------------------------------------- masks and normalisation
 

@@ -25,7 +25,7 @@ The logged terms ``invariance``, ``variance``, ``covariance`` are UNWEIGHTED (va
 covariance summed over the two views); ``loss`` is the weighted total.
 
 Several processes (DDP): v and c are computed on the projections gathered from every
-process (:func:`speechssl.models.distributed.gather_with_grad`, the global batch, as in the
+process (:func:`speechssl.models.gather.gather_with_grad`, the global batch, as in the
 paper's code), s on each process's own pairs.  Each process then holds the same global v,
 c, and gather_with_grad's backward sums their gradients over processes, so each process
 gets ``world_size`` times its share; DDP's averaging of parameter gradients divides that
@@ -45,11 +45,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from speechssl.configs import bounded
 from speechssl.data.batch import ViewBatch
 from speechssl.errors import InputError
 from speechssl.models.base import SSLMethod
-from speechssl.models.distributed import gather_with_grad
 from speechssl.models.encoders import (
     ENCODERS,
     TDNNConfig,
@@ -57,6 +55,8 @@ from speechssl.models.encoders import (
     encoder_class,
     unknown_name,
 )
+from speechssl.models.gather import gather_with_grad
+from speechssl.typed_config import bounded
 
 
 @dataclass

@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from speechssl.configs import bounded, from_dict, read_yaml, to_dict
 from speechssl.errors import InputError
+from speechssl.typed_config import bounded, from_dict, read_yaml, to_dict
 
 SECTIONS = ("method", "model", "data", "optim", "train")
 

@@ -25,7 +25,7 @@ Batch kinds (:mod:`speechssl.data.batch`):
   waveform (``source: wav``: augmented by ``data.augment``, then Kaldi fbank in torch) or
   from the stored features (``source: feats``: crops only).
 
-Inputs are transformed as :class:`speechssl.data.features.FeatureLoader` does (speaker
+Inputs are transformed as :class:`speechssl.data.feature_loader.FeatureLoader` does (speaker
 CMVN from cmvn.scp, deltas) for ``source: feats``; for ``source: wav`` the ``cmvn`` and
 ``norm_vars`` options normalise each input sequence by its own mean (and deviation) over
 time -- each view in training, each whole utterance in :func:`utterance_inputs` -- since
@@ -47,12 +47,11 @@ from speechssl.augment import noise_bank
 from speechssl.data.audio import AudioReader
 from speechssl.data.batch import FrameBatch, PairBatch, ViewBatch
 from speechssl.data.datadir import DataDir
-from speechssl.data.features import FeatureLoader
+from speechssl.data.feature_loader import FeatureLoader
 from speechssl.data.pairs import load_pairs
 from speechssl.dtw import normalise_rows, pair_alignments
 from speechssl.errors import InputError
 from speechssl.features import FbankConfig
-from speechssl.train.augment import augment_view
 from speechssl.train.config import ExperimentConfig
 from speechssl.train.inputs import (
     INT16_SCALE,
@@ -75,6 +74,7 @@ from speechssl.train.plans import (
     rank_slice,
     shuffled,
 )
+from speechssl.train.view_augment import augment_view
 
 BATCH_KINDS = ("frames", "pairs", "views")
 DUR_MARGIN = 0.01         # seconds: utt2dur is rounded, keep views clear of the end

@@ -1,7 +1,7 @@
 """Training inputs from a data dir: frame counts and durations from metadata, and whole
 utterances transformed exactly as training sees them (for extraction).
 
-``source: feats`` inputs are :class:`speechssl.data.features.FeatureLoader` features
+``source: feats`` inputs are :class:`speechssl.data.feature_loader.FeatureLoader` features
 (speaker CMVN, deltas); ``source: wav`` inputs are Kaldi fbank computed in torch, each
 sequence normalised by its own statistics over time when ``cmvn``/``norm_vars`` are set.
 """
@@ -19,7 +19,7 @@ import torch
 from speechssl.data.ark import read_matrix
 from speechssl.data.audio import AudioReader, audio_header
 from speechssl.data.datadir import DataDir
-from speechssl.data.features import FeatureLoader, FeatureTransform
+from speechssl.data.feature_loader import FeatureLoader, FeatureTransform
 from speechssl.errors import InputError
 from speechssl.features import FbankConfig, add_deltas
 from speechssl.train.config import ExperimentConfig

@@ -30,12 +30,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from speechssl.configs import check_ranges
 from speechssl.errors import InputError, SpeechSSLError
 from speechssl.train import checkpoint as ckpt
 from speechssl.train import distributed as dist
 from speechssl.train.config import ExperimentConfig, OptimConfig, TrainConfig, save_config
 from speechssl.train.schedule import build_scheduler
+from speechssl.typed_config import check_ranges
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +141,7 @@ def train(config: ExperimentConfig, data_dir: str | Path, exp_dir: str | Path,
 
 
 def check_config(config: ExperimentConfig) -> None:
-    """The range checks :func:`speechssl.configs.from_dict` makes on a config file, for a
+    """The range checks :func:`speechssl.typed_config.from_dict` makes on a config file, for a
     config built in code (tests, notebooks); the dataclasses check the rest themselves."""
     check_ranges(config)
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speechssl.corpus.vocabulary import ESPEAK_VOICES, check_languages
+from speechssl.corpus.synth.vocabulary import ESPEAK_VOICES, check_languages
 from speechssl.errors import SpeechSSLError
 
 # f2, f3 and f5 are left out: they add "breath" noise, and with libespeak-ng 1.52 their

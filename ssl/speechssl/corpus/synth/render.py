@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import resample_poly
 
-from speechssl.corpus.align import (
+from speechssl.corpus.synth.align import (
     SILENCE_PHONE,
     Alignment,
     Segment,
@@ -22,8 +22,8 @@ from speechssl.corpus.align import (
     merge_silences,
     silence_before_first_phoneme,
 )
-from speechssl.corpus.espeak import PITCH, RATE, Espeak
-from speechssl.corpus.speakers import WARP_DOWN, Speaker
+from speechssl.corpus.synth.espeak import PITCH, RATE, Espeak
+from speechssl.corpus.synth.speakers import WARP_DOWN, Speaker
 from speechssl.errors import SpeechSSLError
 
 SAMPLE_RATE = 16000

@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from speechssl.corpus import writer
-from speechssl.corpus.align import Misaligned, align, silence_before_first_phoneme
-from speechssl.corpus.augment import augment
-from speechssl.corpus.espeak import RANGE, WORDGAP, Espeak, load_loader
-from speechssl.corpus.presets import CorpusConfig
-from speechssl.corpus.speakers import Speaker, make_speakers, split_speakers
-from speechssl.corpus.synth import SAMPLE_RATE, Utterance, sample_sentence, synthesize
-from speechssl.corpus.vocabulary import ESPEAK_VOICES, VOCABULARY
+from speechssl.corpus.synth import data_dirs
+from speechssl.corpus.synth.align import Misaligned, align, silence_before_first_phoneme
+from speechssl.corpus.synth.distort import augment
+from speechssl.corpus.synth.espeak import RANGE, WORDGAP, Espeak, load_loader
+from speechssl.corpus.synth.presets import CorpusConfig
+from speechssl.corpus.synth.render import SAMPLE_RATE, Utterance, sample_sentence, synthesize
+from speechssl.corpus.synth.speakers import Speaker, make_speakers, split_speakers
+from speechssl.corpus.synth.vocabulary import ESPEAK_VOICES, VOCABULARY
 from speechssl.data.table import write_table
 from speechssl.data.trials import write_trials
 from speechssl.data.write import staged_dir
@@ -124,7 +124,7 @@ def isolated_pronunciations(lang: str) -> dict[str, tuple[str, ...]]:
             al = align([word], events, raw, engine.sample_rate)
         except Misaligned:
             continue  # the corpus's own pronunciations still go into the lexicon
-        prons[word] = tuple(p.label for p in al.phones if p.label != writer.SILENCE_PHONE)
+        prons[word] = tuple(p.label for p in al.phones if p.label != data_dirs.SILENCE_PHONE)
     return prons
 
 
@@ -138,7 +138,7 @@ def run_jobs(jobs: list, nj: int) -> list:
     """Each job in a fresh process (``maxtasksperchild=1``), results in job order."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(["numpy", "scipy.signal", "soundfile",
-                                "speechssl.corpus.generate"])
+                                "speechssl.corpus.synth.generate"])
     with ctx.Pool(max(1, nj), maxtasksperchild=1) as pool:
         return list(pool.imap(_run_job, jobs, chunksize=1))
 
@@ -149,7 +149,7 @@ def observed_pronunciations(utts: list[Utterance]) -> dict[str, set[tuple[str, .
     for u in utts:
         for w in u.word_segments:
             phones = tuple(p.label for p in u.phone_segments
-                           if w.start <= p.start < w.end and p.label != writer.SILENCE_PHONE)
+                           if w.start <= p.start < w.end and p.label != data_dirs.SILENCE_PHONE)
             prons.setdefault(w.label, set()).add(phones)
     return prons
 
@@ -167,13 +167,13 @@ def write_set(out: Path, name: str, utts: list[Utterance], speakers: list[Speake
     counts = {f"{name}_speakers": len(speakers), f"{name}_utterances": len(utts),
               f"{name}_seconds": round(sum(u.num_samples for u in utts) / SAMPLE_RATE)}
     with staged_dir(out) as tmp:
-        writer.write_data_dir(tmp, utts, speakers)
-        writer.write_ctms(tmp, utts)
+        data_dirs.write_data_dir(tmp, utts, speakers)
+        data_dirs.write_ctms(tmp, utts)
         if name in ("dev", "test"):
-            counts[f"{name}_samediff_words"] = writer.write_samediff(
+            counts[f"{name}_samediff_words"] = data_dirs.write_samediff(
                 tmp, utts, config.min_word_dur, config.min_word_chars)
         if name == "test":
-            trials = writer.make_trials(utts, seed, config.trials_target,
+            trials = data_dirs.make_trials(utts, seed, config.trials_target,
                                         config.trials_nontarget)
             write_trials(tmp / "trials", trials)
             counts["test_trials_target"] = sum(t.target for t in trials)
@@ -210,7 +210,7 @@ def generate_corpus(config: CorpusConfig, seed: int, nj: int, wav_dir: Path,
         spks = splits[name]
         utts = [u for s in spks for u in utts_of[s.spk_id]]
         summary.update(write_set(data_dir / name, name, utts, spks, config, seed))
-    summary["phones"] = len(writer.write_lexicon(data_dir / "local" / "dict", lexicon))
+    summary["phones"] = len(data_dirs.write_lexicon(data_dir / "local" / "dict", lexicon))
     write_table_files(data_dir, config, seed, splits, rejected, summary)
     for r in rejected:
         log.warning("rejected a sentence for %s (%s): %s", r.utt_id, r.reason, " ".join(r.words))
@@ -224,5 +224,5 @@ def write_table_files(data_dir: Path, config: CorpusConfig, seed: int, splits, r
     write_rejections(data_dir / "rejected_sentences", rejected)
     write_table(data_dir / "summary", {k: str(v) for k, v in summary.items()},
                        sort=False)
-    writer.write_text(data_dir / "corpus_config.json",
+    data_dirs.write_text(data_dir / "corpus_config.json",
                       json.dumps({"seed": seed, **dataclasses.asdict(config)}, indent=2) + "\n")

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from speechssl.corpus.align import SILENCE_PHONE, SILENCE_WORD, Segment
-from speechssl.corpus.speakers import Speaker
-from speechssl.corpus.synth import SAMPLE_RATE, SAMPLES_PER_MS, Utterance
+from speechssl.corpus.synth.align import SILENCE_PHONE, SILENCE_WORD, Segment
+from speechssl.corpus.synth.render import SAMPLE_RATE, SAMPLES_PER_MS, Utterance
+from speechssl.corpus.synth.speakers import Speaker
 from speechssl.data.ctm import CtmEntry, write_ctm
 from speechssl.data.pairs import time_to_frame
 from speechssl.data.table import write_table

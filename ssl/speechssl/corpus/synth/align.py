@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from speechssl.corpus.espeak import EVENT_PHONEME, EVENT_WORD, Event
+from speechssl.corpus.synth.espeak import EVENT_PHONEME, EVENT_WORD, Event
 
 SILENCE_PHONE = "sil"
 SILENCE_WORD = "<sil>"
