@@ -176,6 +176,16 @@ def _is_number(text: str) -> bool:
         return False
 
 
+def check_sections(raw: Any, sections: Mapping[str, Any] | list[str], where: str) -> None:
+    """A config file's top level: a mapping whose keys are all among ``sections``."""
+    if not isinstance(raw, dict):
+        raise InputError(f"{where}: expected a mapping with keys {', '.join(sections)}")
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise InputError(f"{where}: unknown key '{unknown[0]}'; valid keys: "
+                         f"{', '.join(sections)}")
+
+
 def from_dict(cls: type, data: Mapping[str, Any] | None, where: str = "config") -> Any:
     """Build dataclass ``cls`` from ``data``; unknown keys and wrong types are errors."""
     data = dict(data or {})

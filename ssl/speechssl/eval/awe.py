@@ -37,7 +37,7 @@ from speechssl.data.pairs import Token, ctm_tokens, same_word_pairs
 from speechssl.data.table import PathLike
 from speechssl.errors import InputError
 from speechssl.models.cae_rnn import CAERNN, CAERNNConfig, pad_segments
-from speechssl.typed_config import from_dict, read_yaml, to_dict
+from speechssl.typed_config import check_sections, from_dict, read_yaml, to_dict
 
 log = logging.getLogger(__name__)
 
@@ -91,12 +91,7 @@ def awe_config(raw: Any, where: str = "config") -> AWEConfig:
     """An :class:`AWEConfig` from plain data; unknown keys are errors naming ``where``."""
     if raw is None:
         raw = {}
-    if not isinstance(raw, dict):
-        raise InputError(f"{where}: expected a mapping with keys {', '.join(SECTIONS)}")
-    unknown = sorted(set(raw) - set(SECTIONS))
-    if unknown:
-        raise InputError(f"{where}: unknown key '{unknown[0]}'; valid keys: "
-                         f"{', '.join(SECTIONS)}")
+    check_sections(raw, SECTIONS, where)
     return AWEConfig(model=from_dict(CAERNNConfig, raw.get("model"), f"{where}: model"),
                      data=from_dict(AWEDataConfig, raw.get("data"), f"{where}: data"),
                      train=from_dict(AWETrainConfig, raw.get("train"), f"{where}: train"))

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from speechssl.errors import InputError
-from speechssl.typed_config import bounded, from_dict, read_yaml, to_dict
+from speechssl.typed_config import bounded, check_sections, from_dict, read_yaml, to_dict
 
 SECTIONS = ("method", "model", "data", "optim", "train")
 
@@ -143,12 +143,7 @@ def experiment_config(raw: dict[str, Any], where: str = "config") -> ExperimentC
     """Build and check a config from plain data (a parsed YAML file or a checkpoint)."""
     from speechssl.models import method_class  # the models import torch: only when needed
 
-    if not isinstance(raw, dict):
-        raise InputError(f"{where}: expected a mapping with keys {', '.join(SECTIONS)}")
-    unknown = sorted(set(raw) - set(SECTIONS))
-    if unknown:
-        raise InputError(f"{where}: unknown key '{unknown[0]}'; valid keys: "
-                         f"{', '.join(SECTIONS)}")
+    check_sections(raw, SECTIONS, where)
     if "method" not in raw:
         raise InputError(f"{where}: 'method' is missing")
     cls = method_class(raw["method"])
