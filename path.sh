@@ -16,3 +16,24 @@ export LC_ALL=C
 log() {
   echo "$(date '+%Y-%m-%d %H:%M:%S') (${BASH_SOURCE[1]##*/}:${BASH_LINENO[0]}) $*" >&2
 }
+
+# eval_opt DATA-DIR NAME DEFAULT: the value of the line --NAME=VALUE in DATA-DIR/eval_opts,
+# or DEFAULT without one. eval_opts holds how evaluations read the dir's features (speaker
+# CMVN, deltas): steps/make_feats.sh and steps/extract_ssl.sh write it, the data-dir tools
+# carry it, and the frame-level evaluation steps take their defaults from it.
+eval_opt() {
+  local value=
+  if [ -f "$1/eval_opts" ]; then
+    value=$(sed -n "s/^--$2=//p" "$1/eval_opts" | tail -n 1)
+  fi
+  echo "${value:-$3}"
+}
+
+# check_same_eval_opts TRAIN-DIR TEST-DIR: fail when both dirs have an eval_opts and they
+# differ (the features were made differently; train and test must be read alike).
+check_same_eval_opts() {
+  if [ -f "$1/eval_opts" ] && [ -f "$2/eval_opts" ] && ! cmp -s "$1/eval_opts" "$2/eval_opts"; then
+    echo "${0##*/}: $1/eval_opts and $2/eval_opts differ: were the features made the same way?" >&2
+    return 1
+  fi
+}

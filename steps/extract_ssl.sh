@@ -2,7 +2,8 @@
 # Representations of a trained self-supervised model as a new Kaldi data dir.
 # Frame-level models: <dest>/feats.scp holds (T, H) matrices, one vector per input frame
 # (same frame count and shift as the input). Utterance-level models: <dest>/embedding.scp
-# holds one vector per utterance. utt2spk, text, alignments and trials are carried over.
+# holds one vector per utterance. utt2spk, text, alignments and trials are carried over;
+# <dest>/eval_opts says evaluations read them as extracted (no CMVN, no deltas).
 set -euo pipefail
 # shellcheck source=../path.sh
 . "$(dirname "$(readlink -f "$0")")/../path.sh"
@@ -12,7 +13,7 @@ nj=4
 cmd=run_local.sh
 checkpoint=final.pt  # which checkpoint of <exp-dir> to use
 layer=               # hidden layer to extract (empty: the method's published choice)
-device=cpu
+device=auto          # auto (cuda if available, else cpu), cpu or cuda
 num_threads=1        # torch threads per job: more than the cores in all makes every job crawl
 # End configuration section.
 
@@ -24,7 +25,7 @@ Options:
   --cmd <job-runner>       # how to run jobs, e.g. run_local.sh or run_slurm.sh ($cmd)
   --checkpoint <file>      # checkpoint under <exp-dir> ($checkpoint)
   --layer <k>              # hidden layer (default: the method's choice)
-  --device <cpu|cuda>      # ($device)
+  --device <auto|cpu|cuda> # auto: cuda if available ($device)
   --num-threads <n>        # torch threads per job ($num_threads)"
 # shellcheck source=../utils/parse_options.sh
 . "$SPEECHSSL_ROOT/utils/parse_options.sh"
@@ -52,7 +53,7 @@ log "$model: $level-level representations of dim $dim"
 
 # The destination starts as a copy of the source without its features.
 "$SPEECHSSL_ROOT/utils/copy_data_dir.sh" "$src" "$dest"
-rm -f "$dest"/{feats.scp,cmvn.scp,embedding.scp}
+rm -f "$dest"/{feats.scp,cmvn.scp,embedding.scp,eval_opts}
 mkdir -p "$dest/log" "$dest/data"
 featdir=$(cd "$dest/data" && pwd)
 sdata=$("$SPEECHSSL_ROOT/utils/split_data.sh" --per-utt "$src" "$nj")
@@ -74,4 +75,6 @@ if [ "$num_out" -ne "$num_utts" ]; then
 fi
 printf '%s\n' "model=$(readlink -f "$model")" "layer=${layer:-default}" "level=$level" \
   "dim=$dim" > "$dest/ssl_model"
+# Evaluations read representations as extracted (eval_opts; see steps/make_feats.sh).
+printf '%s\n' --cmvn=false --delta-order=0 --awe-norm-vars=false > "$dest/eval_opts"
 log "succeeded writing $level-level representations of $name to $dest/$out"

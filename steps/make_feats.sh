@@ -2,7 +2,8 @@
 # Compute Kaldi fbank or MFCC features for a data dir with kaldi-native-fbank.
 # steps/make_fbank.sh and steps/make_mfcc.sh are this script with --feat-type set.
 # Writes <feat-dir>/raw_<type>_<set>.JOB.{ark,scp} (absolute paths), then feats.scp,
-# utt2num_frames, utt2dur and frame_shift in the data dir; a failed run changes neither.
+# utt2num_frames, utt2dur, frame_shift and eval_opts (how evaluations read the features:
+# --cmvn=true, MFCC --delta-order=2) in the data dir; a failed run changes neither.
 set -euo pipefail
 # shellcheck source=../path.sh
 . "$(dirname "$(readlink -f "$0")")/../path.sh"
@@ -137,11 +138,16 @@ for f in "${outputs[@]}" cmvn.scp; do
   if [ -f "$data/$f" ]; then cp -p "$data/$f" "$data/.backup/$f"; fi
 done
 cp "$config" "$new/$feat_type.conf"
+# How the frame-level evaluations read these features: speaker CMVN, MFCC with deltas (39-d,
+# Kamper's baseline); the CAE-RNN also normalises variances (on raw MFCC its loss stalls).
+delta_order=$([ "$feat_type" = mfcc ] && echo 2 || echo 0)
+printf '%s\n' --cmvn=true "--delta-order=$delta_order" --awe-norm-vars=true > "$new/eval_opts"
 for n in $(seq "$nj"); do
   mv "${ark//JOB/$n}.new" "${ark//JOB/$n}"
   mv "${scp//JOB/$n}.new" "${scp//JOB/$n}"
 done
 for f in "${outputs[@]}"; do mv "$new/$f" "$data/$f"; done
 mv "$new/$feat_type.conf" "$data/conf/$feat_type.conf"
+mv "$new/eval_opts" "$data/eval_opts"
 rm -f "$data/cmvn.scp"
 log "succeeded creating $feat_type features for $name ($num_feats utterances)"

@@ -3,7 +3,10 @@
 # (cosine frame distance over n+m) or 10-frame downsampled embeddings over all pairs of the
 # word list's segments; average precision and precision-recall breakeven, overall and for
 # different-speaker pairs, in <out-dir>/results.json.  One job of --nj processes (the pairs
-# are split between them; the result does not depend on --nj).
+# are split between them; the result does not depend on --nj).  --cmvn and --delta-order
+# default to the data dir's eval_opts (the protocol of its features, written by
+# steps/make_feats.sh and steps/extract_ssl.sh: MFCC CMVN + deltas, fbank CMVN, learned
+# features as extracted), else false and 0.
 set -euo pipefail
 # shellcheck source=../path.sh
 . "$(dirname "$(readlink -f "$0")")/../path.sh"
@@ -12,19 +15,19 @@ set -euo pipefail
 nj=2
 cmd=run_local.sh
 method=dtw        # dtw | downsample
-cmvn=false        # subtract the speaker's mean (needs cmvn.scp)
-delta_order=0     # 2: MFCC 13 -> 39, as in Kamper's MFCC baseline
+cmvn=             # subtract the speaker's mean (needs cmvn.scp); empty: eval_opts', else false
+delta_order=      # 2: MFCC 13 -> 39 (Kamper's MFCC baseline); empty: eval_opts', else 0
 # End configuration section.
 
 echo "$0 $*"
 help_message="Usage: $0 [options] <data-dir> <word-list> <out-dir>
-e.g.: $0 --nj 2 --cmvn true --delta-order 2 data/test_mfcc data/test_mfcc/samediff_words exp/eval/samediff/test_mfcc
+e.g.: $0 --nj 2 data/test_mfcc data/test_mfcc/samediff_words exp/eval/samediff/test_mfcc
 Options:
   --nj <n>                 # processes sharing the pairs ($nj)
   --cmd <job-runner>       # how to run the job, e.g. run_local.sh or run_slurm.sh ($cmd)
   --method <dtw|downsample> # distance between segments ($method)
-  --cmvn <true|false>      # speaker mean normalisation ($cmvn)
-  --delta-order <n>        # deltas to append ($delta_order)"
+  --cmvn <true|false>      # speaker mean normalisation (default: <data-dir>/eval_opts' --cmvn, else false)
+  --delta-order <n>        # deltas to append (default: <data-dir>/eval_opts' --delta-order, else 0)"
 # shellcheck source=../utils/parse_options.sh
 . "$SPEECHSSL_ROOT/utils/parse_options.sh"
 
@@ -37,6 +40,9 @@ words=$2
 dir=$3
 # Before any check can fail: a failed run must not leave the last run's results looking current.
 rm -f "${dir:?}"/{results.json,config}
+cmvn=${cmvn:-$(eval_opt "$data" cmvn false)}
+delta_order=${delta_order:-$(eval_opt "$data" delta-order 0)}
+log "reading $data with --cmvn $cmvn --delta-order $delta_order (the options given, else $data/eval_opts)"
 
 case "$method" in dtw|downsample) ;; *) echo "$0: --method must be dtw or downsample, got '$method'" >&2; exit 1 ;; esac
 case "$cmvn" in true|false) ;; *) echo "$0: --cmvn must be true or false, got '$cmvn'" >&2; exit 1 ;; esac

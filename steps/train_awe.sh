@@ -6,6 +6,9 @@
 # Writes <exp-dir>/seed<N>/{final.pt,config.yaml,embeddings.ark,embeddings.scp,results.json}
 # and, last, <exp-dir>/{config.yaml,results.json} (AP mean and standard deviation over the
 # seeds).  Re-running reuses the seeds that finished with the same inputs and config.
+# --cmvn, --norm-vars and --delta-order default to <train-data-dir>/eval_opts (--cmvn,
+# --awe-norm-vars, --delta-order: the protocol of its features, written by
+# steps/make_feats.sh and steps/extract_ssl.sh), else false, false and 0.
 set -euo pipefail
 # shellcheck source=../path.sh
 . "$(dirname "$(readlink -f "$0")")/../path.sh"
@@ -16,24 +19,23 @@ echo "$0 $*"
 cmd=run_local.sh
 nj=1              # parallel jobs sharing the seeds (each uses one CPU thread)
 seeds="0"         # one model per seed, e.g. "0 1 2 3 4" (van Staden & Kamper: 5 seeds)
-cmvn=false        # subtract the speaker's mean (needs cmvn.scp); false for SSL features
-norm_vars=false   # also divide by the speaker's standard deviation (Kamper's MFCCs are)
-delta_order=0     # 2: MFCC 13 -> 39
-device=           # cpu or cuda (default: cuda if available)
+cmvn=             # subtract the speaker's mean (needs cmvn.scp); empty: eval_opts', else false
+norm_vars=        # also divide by the speaker's deviation (Kamper's MFCCs are); empty: eval_opts'
+delta_order=      # 2: MFCC 13 -> 39; empty: eval_opts', else 0
+device=auto       # auto (cuda if available, else cpu), cpu or cuda
 # End configuration section.
 
-help_message="Usage: $0 [options] <train-data-dir> <test-data-dir> <test-word-list> <exp-dir>
-e.g.: $0 --config conf/awe.yaml --seeds '0 1' --cmvn true --norm-vars true --delta-order 2 \\
+help_message="Usage: $0 [options] <awe-config> <train-data-dir> <test-data-dir> <test-word-list> <exp-dir>
+e.g.: $0 --seeds '0 1' conf/awe.yaml \\
         data/train_mfcc data/test_mfcc data/test_mfcc/samediff_words exp/awe/mfcc
 Options:
-  --config <yaml>           # AWE config (default: the published settings)
   --cmd <job-runner>        # how to run the jobs, e.g. run_local.sh or run_slurm.sh ($cmd)
   --nj <n>                  # parallel jobs; seeds are shared between them ($nj)
   --seeds <'s1 s2 ...'>     # seeds, one model each ($seeds)
-  --cmvn <true|false>       # speaker mean normalisation ($cmvn)
-  --norm-vars <true|false>  # speaker variance normalisation too ($norm_vars)
-  --delta-order <n>         # deltas to append ($delta_order)
-  --device <cpu|cuda>       # where to train (default: cuda if available)"
+  --cmvn <true|false>       # speaker mean normalisation (default: eval_opts' --cmvn, else false)
+  --norm-vars <true|false>  # variance normalisation too (default: eval_opts' --awe-norm-vars, else false)
+  --delta-order <n>         # deltas to append (default: eval_opts' --delta-order, else 0)
+  --device <auto|cpu|cuda>  # where to train; auto: cuda if available ($device)"
 # shellcheck source=../utils/parse_options.sh
 . "$SPEECHSSL_ROOT/utils/parse_options.sh"
 
@@ -49,12 +51,18 @@ dir=$5
 # Before any check can fail: a failed run must not leave the last run's results looking
 # current.  The seed dirs stay: a seed with results.json for the same inputs is reused.
 rm -f "${dir:?}"/{results.json,config.yaml}
+check_same_eval_opts "$train" "$test"
+cmvn=${cmvn:-$(eval_opt "$train" cmvn false)}
+norm_vars=${norm_vars:-$(eval_opt "$train" awe-norm-vars false)}
+delta_order=${delta_order:-$(eval_opt "$train" delta-order 0)}
+log "reading the features with --cmvn $cmvn --norm-vars $norm_vars --delta-order $delta_order" \
+    "(the options given, else $train/eval_opts)"
 
 for b in cmvn norm_vars; do
   case ${!b} in true|false) ;; *) echo "$0: --${b//_/-} must be true or false, got '${!b}'" >&2; exit 1 ;; esac
 done
 case $nj in '' | *[!0-9]* | 0) echo "$0: --nj must be a positive integer, got '$nj'" >&2; exit 1 ;; esac
-case $device in '' | cpu | cuda) ;; *) echo "$0: --device must be cpu or cuda, got '$device'" >&2; exit 1 ;; esac
+case $device in auto | cpu | cuda) ;; *) echo "$0: --device must be auto, cpu or cuda, got '$device'" >&2; exit 1 ;; esac
 [ -f "$awe_config" ] || { echo "$0: no such config file: $awe_config" >&2; exit 1; }
 for d in "$train" "$test"; do
   [ -f "$d/feats.scp" ] || { echo "$0: no $d/feats.scp (make features first, e.g. steps/make_mfcc.sh)" >&2; exit 1; }
@@ -71,8 +79,7 @@ read -r -a seed_list <<< "$seeds"
 [ "${#seed_list[@]}" -gt 0 ] || { echo "$0: --seeds is empty" >&2; exit 1; }
 [ "$nj" -le "${#seed_list[@]}" ] || nj=${#seed_list[@]}
 opts=(--seeds "$seeds" --cmvn "$cmvn" --norm-vars "$norm_vars" --delta-order "$delta_order"
-      --config "$awe_config")
-if [ -n "$device" ]; then opts+=(--device "$device"); fi
+      --config "$awe_config" --device "$device")
 
 mkdir -p "$dir/log"
 log "training CAE-RNN embeddings for seeds '$seeds' on $train in $nj job(s); logs: $dir/log/train.*.log"

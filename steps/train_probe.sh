@@ -6,6 +6,9 @@
 #   speaker:  one example per utterance (feats.scp mean-pooled, or embedding.scp); test
 #             utterances are held-out utterances of the training speakers (utt2spk)
 #   language: as speaker, labels from utt2lang; test speakers are held out (disjoint)
+# The phone probe's --cmvn and --delta-order default to <train-data-dir>/eval_opts (the
+# protocol of its features, written by steps/make_feats.sh and steps/extract_ssl.sh), else
+# false and 0; the utterance-level probes pool the raw features (default false and 0).
 # Writes <exp-dir>/probe.pt (the classifier), per_class.txt and, last, results.json.
 set -euo pipefail
 # shellcheck source=../path.sh
@@ -15,29 +18,30 @@ set -euo pipefail
 cmd=run_local.sh
 task=              # phone | speaker | language
 hidden_dim=0       # 0: linear; > 0: one hidden ReLU layer of this width
-cmvn=false         # subtract the speaker's mean from frame features (needs cmvn.scp)
-delta_order=0      # 2: MFCC 13 -> 39
+cmvn=              # subtract the speaker's mean from frame features (needs cmvn.scp)
+delta_order=       # 2: MFCC 13 -> 39; both empty: phone: eval_opts', else false and 0
 epochs=            # empty: the task's default (speechssl.eval.probe.TASK_DEFAULTS)
 lr=                # Adam learning rate; empty: the task's default
 batch_size=        # empty: the task's default
 seed=0
-device=cpu
+device=auto        # auto (cuda if available, else cpu), cpu or cuda
 # End configuration section.
 
 echo "$0 $*"
 help_message="Usage: $0 --task <phone|speaker|language> [options] <train-data-dir> <test-data-dir> <exp-dir>
-e.g.: $0 --task phone --cmvn true --delta-order 2 data/train_mfcc data/test_mfcc exp/probe/phone_mfcc
+e.g.: $0 --task phone data/train_mfcc data/test_mfcc exp/probe/phone_mfcc
 Options:
   --task <phone|speaker|language> # what to classify (required)
   --cmd <job-runner>       # how to run the job, e.g. run_local.sh or run_slurm.sh ($cmd)
   --hidden-dim <n>         # 0 for a linear probe ($hidden_dim)
-  --cmvn <true|false>      # speaker mean normalisation of frame features ($cmvn)
-  --delta-order <n>        # deltas to append ($delta_order)
+  --cmvn <true|false>      # speaker mean normalisation of frame features (default:
+                           # phone: <train-data-dir>/eval_opts' --cmvn, else false)
+  --delta-order <n>        # deltas to append (default: phone: eval_opts', else 0)
   --epochs <n>             # training epochs (default: per task)
   --lr <x>                 # Adam learning rate (default: per task)
   --batch-size <n>         # minibatch size (default: per task)
   --seed <n>               # initialisation and shuffling ($seed)
-  --device <cpu|cuda>      # ($device)"
+  --device <auto|cpu|cuda> # where to train; auto: cuda if available ($device)"
 # shellcheck source=../utils/parse_options.sh
 . "$SPEECHSSL_ROOT/utils/parse_options.sh"
 
@@ -55,6 +59,14 @@ case "$task" in
   phone|speaker|language) ;;
   *) echo "$0: --task must be phone, speaker or language, got '$task'" >&2; exit 1 ;;
 esac
+if [ "$task" = phone ]; then
+  check_same_eval_opts "$train" "$test"
+  cmvn=${cmvn:-$(eval_opt "$train" cmvn false)}
+  delta_order=${delta_order:-$(eval_opt "$train" delta-order 0)}
+fi
+cmvn=${cmvn:-false}  # the utterance-level probes pool the raw features
+delta_order=${delta_order:-0}
+log "reading the features with --cmvn $cmvn --delta-order $delta_order"
 case "$cmvn" in true|false) ;; *) echo "$0: --cmvn must be true or false, got '$cmvn'" >&2; exit 1 ;; esac
 for data in "$train" "$test"; do
   if [ ! -f "$data/feats.scp" ] && [ ! -f "$data/embedding.scp" ]; then

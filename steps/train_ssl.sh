@@ -10,7 +10,7 @@ set -euo pipefail
 # Begin configuration section.
 cmd=run_local.sh
 nproc=1                # processes (>1: data-parallel with torchrun, one per GPU on CUDA)
-device=                # cpu or cuda (default: cuda if available)
+device=auto            # auto (cuda if available, else cpu), cpu or cuda
 overrides=             # config values to change, e.g. "train.max_steps=100 train.seed=1"
 # End configuration section.
 
@@ -20,7 +20,7 @@ e.g.: $0 --cmd run_local.sh --nproc 2 conf/apc.yaml data/train_fbank exp/apc
 Options:
   --cmd <job-runner>        # how to run the job, e.g. run_local.sh or 'run_slurm.sh --gpu 2' ($cmd)
   --nproc <n>               # training processes; >1 launches torchrun ($nproc)
-  --device <cpu|cuda>       # where to train (default: cuda if available)
+  --device <auto|cpu|cuda>  # where to train; auto: cuda if available ($device)
   --overrides <'k=v ...'>   # config values to change (YAML values without blanks),
                             # e.g. 'train.epochs=10 optim.betas=[0.9,0.98]'"
 # shellcheck source=../utils/parse_options.sh
@@ -39,8 +39,8 @@ case $nproc in
   '' | *[!0-9]* | 0) echo "$0: --nproc must be a positive integer, got '$nproc'" >&2; exit 1 ;;
 esac
 case $device in
-  '' | cpu | cuda) ;;
-  *) echo "$0: --device must be cpu or cuda, got '$device'" >&2; exit 1 ;;
+  auto | cpu | cuda) ;;
+  *) echo "$0: --device must be auto, cpu or cuda, got '$device'" >&2; exit 1 ;;
 esac
 # One training at a time in an exp dir: two would write the same checkpoints and logs.
 mkdir -p "$dir"
@@ -48,8 +48,7 @@ mkdir -p "$dir"
 . "$SPEECHSSL_ROOT/utils/lock_dir.sh" "$dir"
 "$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text --no-wav "$data"
 
-opts=()
-if [ -n "$device" ]; then opts+=(--device "$device"); fi
+opts=(--device "$device")
 read -r -a kvs <<< "$overrides"  # split on blanks, without glob expansion
 for kv in ${kvs[@]+"${kvs[@]}"}; do opts+=(--override "$kv"); done
 if [ "$nproc" -gt 1 ]; then

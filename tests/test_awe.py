@@ -124,7 +124,7 @@ def test_bad_config_keys_and_values_name_the_file_and_key(tmp_path, text, messag
 
 def awe_step(recipe, exp: str, config=TINY, seeds=SEEDS, train="data/train_mfcc",
              test="data/test_mfcc", words="data/test_mfcc/samediff_words", check=True,
-             opts="--cmvn true --norm-vars true --delta-order 2"):
+             opts=""):  # MFCC: eval_opts gives --cmvn true --norm-vars true --delta-order 2
     conf = recipe / f"{exp.replace('/', '_')}.yaml"
     conf.write_text(yaml.safe_dump(config))
     return sh(f"steps/train_awe.sh --nj 2 --seeds '{' '.join(map(str, seeds))}' "
@@ -154,6 +154,9 @@ def test_results_summarise_the_seeds(trained):
     assert results["num_train_tokens"] > results["num_pairs"] > 0
     assert results["config"] == load_awe_config(recipe / "awe_mfcc.yaml").to_dict()
     assert aps[0] != aps[1]  # different seeds are different models
+    # No options given: the step read MFCC as data/train_mfcc/eval_opts says.
+    inputs = json.loads((exp / f"seed{SEEDS[0]}" / "results.json").read_text())["inputs"]
+    assert (inputs["cmvn"], inputs["norm_vars"], inputs["delta_order"]) == (True, True, 2)
 
 
 def test_embeddings_are_kaldi_vectors_of_every_listed_word(trained):
@@ -208,12 +211,14 @@ def test_missing_word_alignment_is_an_error(trained, tmp_path):
     assert proc.returncode != 0 and f"no {data}/words.ctm" in proc.stderr
     from speechssl.bin.train_awe import main
     with pytest.raises(InputError, match=r"words.ctm: no word alignment"):
-        main(["--cmvn", "true", str(data), str(recipe / "data/test_mfcc"),
-              str(recipe / "data/test_mfcc/samediff_words"), str(tmp_path / "exp")])
+        main(["--cmvn", "true", "--norm-vars", "false", "--delta-order", "0", str(data),
+              str(recipe / "data/test_mfcc"), str(recipe / "data/test_mfcc/samediff_words"),
+              str(tmp_path / "exp")])
 
 
 def run_main(recipe, tmp_path, config=TINY, test="data/test_mfcc",
-             words="data/test_mfcc/samediff_words", opts=("--cmvn", "true", "--norm-vars", "true")):
+             words="data/test_mfcc/samediff_words",
+             opts=("--cmvn", "true", "--norm-vars", "true", "--delta-order", "0")):
     from speechssl.bin.train_awe import main
     (tmp_path / "c.yaml").write_text(yaml.safe_dump(config))
     main(["--config", str(tmp_path / "c.yaml"), *opts, str(recipe / "data/train_mfcc"),

@@ -13,7 +13,7 @@ import torch
 
 from conftest import ROOT, sh
 from recipe_fixtures import mini_recipe_fixture  # noqa: F401
-from speechssl.bin.train_probe import main as train_probe
+from speechssl.bin.train_probe import main as train_probe_main
 from speechssl.data.ark import ArkScpWriter
 from speechssl.data.ctm import CtmEntry
 from speechssl.data.datadir import DataDir
@@ -22,6 +22,11 @@ from speechssl.errors import InputError
 from speechssl.eval.probe_data import ctm_frame_labels, frame_labels, phone_set
 
 STEP = ROOT / "steps" / "train_probe.sh"
+
+
+def train_probe(argv: list[str]) -> int:
+    """The entry point, as the step calls it: --cmvn and --delta-order are required."""
+    return train_probe_main(["--cmvn", "false", "--delta-order", "0", *argv])
 
 
 def write_dir(path: Path, feats: dict[str, np.ndarray], utt2spk: dict[str, str] | None = None,
@@ -259,7 +264,7 @@ def test_three_probes_through_the_step(mini_recipe):
        "utils/subset_data_dir.sh --utt-list probe_tr data/train_mfcc data/probe_spk_train && "
        "utils/subset_data_dir.sh --utt-list probe_te data/train_mfcc data/probe_spk_test",
        cwd=r)
-    runs = {"phone": "--cmvn true --delta-order 2 data/train_mfcc data/test_mfcc",
+    runs = {"phone": "data/train_mfcc data/test_mfcc",  # eval_opts: CMVN and deltas
             "speaker": "data/probe_spk_train data/probe_spk_test",
             "language": "data/train_mfcc data/test_mfcc"}
     # side by side (the test's time is mostly Python and torch starting up)
@@ -278,6 +283,10 @@ def test_three_probes_through_the_step(mini_recipe):
     assert results_of(r / "exp/probe/speaker")["num_test"] == 4
     assert results_of(r / "exp/probe/language")["num_test"] == 10
     assert (r / "exp/probe/phone/per_class.txt").read_text().startswith("# label")
+    # The phone probe read MFCC as data/train_mfcc/eval_opts says; the others pool raw ones.
+    assert (phone["cmvn"], phone["delta_order"]) == (True, 2)
+    speaker = results_of(r / "exp/probe/speaker")
+    assert (speaker["cmvn"], speaker["delta_order"]) == (False, 0)
 
 
 def test_step_rejects_bad_options(mini_recipe):

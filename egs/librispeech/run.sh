@@ -30,7 +30,7 @@ download=false                  # true: first fetch $subsets from openslr.org/12
 subsets=train-clean-100         # what --download fetches, e.g. "train-clean-100 dev-clean"
 train_set=train_clean_100       # SSL training data (its labels are not used)
 methods="apc cpc"               # conf/<method>.yaml for each
-device=cpu                      # cpu or cuda: extraction and probes (training takes cuda if present)
+device=auto                     # auto (cuda if available, else cpu), cpu or cuda: extraction, probes
 
 help_message="Usage: $0 [options]
 e.g.: $0 --librispeech /data/LibriSpeech --cpc-labels /data/cpc_labels
@@ -56,7 +56,7 @@ Options:
   --subsets '<subset> ...' for --download ($subsets)
   --train-set <name>       data dir to train on ($train_set)
   --methods '<m> ...'      SSL methods, conf/<m>.yaml each ($methods)
-  --device <cpu|cuda>      for extraction and probes ($device)"
+  --device <auto|cpu|cuda> for extraction and probes ($device)"
 
 . ./path.sh
 . ./cmd.sh
@@ -68,17 +68,6 @@ input_of() {  # input_of <method> <set>
   case $1 in
     apc) echo "data/$2_fbank" ;;
     *) echo "data/$2_mfcc" ;;
-  esac
-}
-
-# How the phone probe reads each kind of features: MFCC with speaker CMVN and deltas (39-d,
-# the published baseline), fbank with CMVN, representations as extracted. The speaker
-# probe pools the features as they are: speaker CMVN would subtract what it measures.
-frame_opts() {  # frame_opts <features>
-  case $1 in
-    mfcc) echo "--cmvn true --delta-order 2" ;;
-    fbank) echo "--cmvn true --delta-order 0" ;;
-    *) echo "--cmvn false --delta-order 0" ;;
   esac
 }
 
@@ -162,11 +151,12 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  # Phone classification: a linear classifier of each frame's class.
+  # Phone classification: a linear classifier of each frame's class, on the features as
+  # their eval_opts says (MFCC with speaker CMVN and deltas, fbank with CMVN, learned
+  # features as extracted). The speaker probe pools the features as they are.
   need_protocol
   for f in mfcc fbank $methods; do
-    # shellcheck disable=SC2046  # the options are meant to split into words
-    steps/train_probe.sh --cmd "$cuda_cmd" --device "$device" --task phone $(frame_opts "$f") \
+    steps/train_probe.sh --cmd "$cuda_cmd" --device "$device" --task phone \
       "data/cpc_train_$f" "data/cpc_test_$f" "exp/$f/eval/probe_phone"
   done
 fi

@@ -102,42 +102,21 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   done
 fi
 
-# How each kind of features is read: frame-level tasks use MFCC with speaker CMVN and
-# deltas (39-d, Kamper's baseline) and fbank with CMVN; utterance-level tasks pool the raw
-# features (speaker CMVN would subtract the very information they measure). SSL
-# representations are used as extracted.
-frame_opts() {  # frame_opts <features>
-  case $1 in
-    mfcc) echo "--cmvn true --delta-order 2" ;;
-    fbank) echo "--cmvn true --delta-order 0" ;;
-    *) echo "--cmvn false --delta-order 0" ;;
-  esac
-}
-
-# The CAE-RNN also divides MFCC and fbank by the speaker's standard deviation, as in
-# Kamper's features: on raw Kaldi MFCC scales (variance ~200) its MSE loss does not fall.
-awe_opts() {  # awe_opts <features>
-  case $1 in
-    mfcc|fbank) echo "$(frame_opts "$1") --norm-vars true" ;;
-    *) frame_opts "$1" ;;
-  esac
-}
-
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
-  # Every evaluation writes exp/<features>/eval/<task>/results.json.
+  # Every evaluation writes exp/<features>/eval/<task>/results.json. Frame-level tasks
+  # read each data dir as its eval_opts says (MFCC with speaker CMVN and deltas, fbank
+  # with CMVN, representations as extracted); utterance-level tasks pool raw features.
   for f in fbank mfcc $methods; do
     eval_dir=exp/$f/eval
-    # shellcheck disable=SC2046  # the options are meant to split into words
     if [ -f "data/test_$f/feats.scp" ]; then
       # Frame-level representations: word discrimination and the phone probe.
       for how in dtw downsample; do
-        steps/score_samediff.sh --nj "$nj" --method $how $(frame_opts "$f") \
+        steps/score_samediff.sh --nj "$nj" --method $how \
           "data/test_$f" data/test/samediff_words "$eval_dir/samediff_$how"
       done
-      steps/train_awe.sh --nj "$nj" --seeds "$awe_seeds" $(awe_opts "$f") conf/awe.yaml \
+      steps/train_awe.sh --nj "$nj" --seeds "$awe_seeds" conf/awe.yaml \
         "data/train_eval_$f" "data/test_$f" data/test/samediff_words "$eval_dir/awe"
-      steps/train_probe.sh --task phone $(frame_opts "$f") \
-        "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_phone"
+      steps/train_probe.sh --task phone "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_phone"
     fi
     # Utterance level (pooled frames, or the model's embedding): speakers and languages.
     for backend in cosine plda; do

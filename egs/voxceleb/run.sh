@@ -27,7 +27,7 @@ stop_stage=100
 nj=8
 methods="vicreg"            # utterance-level methods, conf/<method>.yaml each
 nproc=1                     # training processes (one per GPU)
-device=cpu                  # cpu or cuda: extraction (training takes cuda if present)
+device=auto                 # auto (cuda if available, else cpu), cpu or cuda: extraction
 
 help_message="Usage: $0 [options]
 e.g.: $0 --voxceleb1 /corpora/voxceleb1 --voxceleb2 /corpora/voxceleb2 --musan /corpora/musan --rirs /corpora/RIRS_NOISES
@@ -51,7 +51,7 @@ Options:
   --nj <n>                 parallel jobs ($nj)
   --methods '<m> ...'      SSL methods, conf/<m>.yaml each ($methods)
   --nproc <n>              training processes, torchrun for more than one ($nproc)
-  --device <cpu|cuda>      for extraction ($device)"
+  --device <auto|cpu|cuda> for extraction ($device)"
 
 . ./path.sh
 . ./cmd.sh

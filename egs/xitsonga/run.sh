@@ -55,24 +55,6 @@ pair_overrides() {  # pair_overrides <method>
   esac
 }
 
-# How each feature set is read for evaluation: MFCC 39 (speaker CMVN, deltas), fbank 80
-# with speaker CMVN, learned features as extracted (the models normalised their input).
-# Kamper also divides by the speaker's deviation: train_awe.sh does (--norm-vars);
-# score_samediff.sh normalises means only.
-scoring_opts() {  # scoring_opts <features>
-  case $1 in
-    mfcc) echo "--cmvn true --delta-order 2" ;;
-    fbank) echo "--cmvn true --delta-order 0" ;;
-    *) echo "--cmvn false --delta-order 0" ;;
-  esac
-}
-awe_opts() {  # awe_opts <features>
-  case $1 in
-    mfcc | fbank) echo "$(scoring_opts "$1") --norm-vars true" ;;
-    *) scoring_opts "$1" ;;
-  esac
-}
-
 if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
   # A Kaldi data dir with segments: one utterance per run of words without a gap.
   local/awe/prepare_data.sh --corpus xitsonga --utd-pairs "$utd_pairs" "$xitsonga" "$alignments" data
@@ -105,23 +87,22 @@ fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   # Same-different on the evaluation words (>= 0.5 s, >= 5 characters): DTW on every
-  # feature set, and the downsampled-MFCC baseline.
+  # feature set, and the downsampled-MFCC baseline. Each data dir is read as its eval_opts
+  # says: MFCC 39 (speaker CMVN, deltas), fbank 80 with CMVN, learned features as extracted.
   for f in mfcc fbank $methods; do
-    # shellcheck disable=SC2046 # scoring_opts gives several words on purpose
-    steps/score_samediff.sh --nj "$nj" $(scoring_opts "$f") "data/${x}_$f" \
+    steps/score_samediff.sh --nj "$nj" "data/${x}_$f" \
       "data/$x/samediff_words" "exp/$f/eval/samediff_dtw"
   done
-  # shellcheck disable=SC2046
-  steps/score_samediff.sh --nj "$nj" --method downsample $(scoring_opts mfcc) \
-    "data/${x}_mfcc" "data/$x/samediff_words" "exp/mfcc/eval/samediff_downsample"
+  steps/score_samediff.sh --nj "$nj" --method downsample "data/${x}_mfcc" \
+    "data/$x/samediff_words" "exp/mfcc/eval/samediff_downsample"
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   # CAE-RNN AWEs, 5 seeds, on every feature set: ground-truth same-word pairs of the set's
   # words.ctm (a topline here, see the top of this file), AP on its word list.
+  # MFCC and fbank are also divided by the speaker's deviation, as Kamper's (eval_opts).
   for f in mfcc fbank $methods; do
-    # shellcheck disable=SC2046
-    steps/train_awe.sh --cmd "$cuda_cmd" --nj "$nj" --seeds "0 1 2 3 4" $(awe_opts "$f") \
+    steps/train_awe.sh --cmd "$cuda_cmd" --nj "$nj" --seeds "0 1 2 3 4" \
       conf/awe.yaml "data/${x}_$f" "data/${x}_$f" "data/$x/samediff_words" "exp/$f/eval/awe"
   done
 fi

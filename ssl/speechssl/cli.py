@@ -8,6 +8,7 @@ program with one ``ERROR`` line and exit status 1; anything else keeps its trace
 
 from __future__ import annotations
 
+import argparse
 import errno
 import logging
 import os
@@ -89,3 +90,33 @@ def _flush_stdout() -> None:
         if e.filename is None:
             e.filename = "<stdout>"
         raise
+
+
+# --- argparse types and options shared by the entry points --------------------------------
+
+def kaldi_bool(value: str) -> bool:
+    """Kaldi's boolean option values, ``true`` or ``false`` (the steps' bash variables)."""
+    if value not in ("true", "false"):
+        raise argparse.ArgumentTypeError(f"expected true or false, got '{value}'")
+    return value == "true"
+
+
+def positive_int(value: str) -> int:
+    """An integer of at least 1 (``--nj``, ``--job``)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{value}'") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got '{value}'")
+    return n
+
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def add_device_option(p: argparse.ArgumentParser, what: str = "where to run") -> None:
+    """``--device auto|cpu|cuda``, default auto: CUDA if this machine has it, else the CPU
+    (the steps' ``device=auto``)."""
+    p.add_argument("--device", choices=DEVICES, default="auto",
+                   help=f"{what}; auto: cuda if available, else cpu (default: auto)")

@@ -25,13 +25,18 @@ from speechssl.features import cmvn_stats
 log = logging.getLogger("compute_cmvn_stats")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The options, with steps/compute_cmvn_stats.sh's defaults (tests/test_cli_defaults.py)."""
     p = argparse.ArgumentParser(prog="compute_cmvn_stats", description=__doc__)
     p.add_argument("--per-utt", action="store_true", help="one entry per utterance")
     p.add_argument("data_dir")
     p.add_argument("ark")
     p.add_argument("scp")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

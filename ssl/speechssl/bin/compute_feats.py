@@ -26,7 +26,8 @@ log = logging.getLogger("compute_feats")
 INT16_SCALE = 32768.0
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The options, with steps/make_feats.sh's defaults (tests/test_cli_defaults.py)."""
     p = argparse.ArgumentParser(prog="compute_feats", description=__doc__)
     p.add_argument("--kind", choices=("fbank", "mfcc"), required=True)
     p.add_argument("--config", help="Kaldi option file, e.g. conf/fbank.conf")
@@ -45,6 +46,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("data_dir", nargs="?")
     p.add_argument("ark", nargs="?")
     p.add_argument("scp", nargs="?")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     if not args.check_config and args.scp is None:
         p.error("need <data-dir> <ark> <scp>")

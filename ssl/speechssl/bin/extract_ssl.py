@@ -15,18 +15,19 @@ from pathlib import Path
 
 import torch
 
-from speechssl.cli import run
+from speechssl.cli import add_device_option, run
 from speechssl.data.ark import ArkScpWriter
 from speechssl.errors import InputError, SpeechSSLError
 
 log = logging.getLogger("extract_ssl")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The options, with steps/extract_ssl.sh's defaults (tests/test_cli_defaults.py)."""
     p = argparse.ArgumentParser(prog="extract_ssl", description=__doc__)
     p.add_argument("--layer", type=int, default=None,
                    help="hidden layer to extract (default: the method's published choice)")
-    p.add_argument("--device", default="cpu")
+    add_device_option(p)
     p.add_argument("--num-threads", type=int, default=1,
                    help="torch threads; 1 per job, as parallel jobs share the cores")
     p.add_argument("--describe", action="store_true",
@@ -35,6 +36,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("data_dir", nargs="?")
     p.add_argument("ark", nargs="?")
     p.add_argument("scp", nargs="?")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     if not args.describe and args.scp is None:
         p.error("need <checkpoint> <data-dir> <ark> <scp>")
@@ -42,7 +48,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 
 @torch.no_grad()
-def represent(model, feats, layer: int | None, device: str):
+def represent(model, feats, layer: int | None, device: torch.device | str):
     """(T, D) numpy -> (T, H) or (H,) numpy for one utterance."""
     x = torch.from_numpy(feats).to(device).unsqueeze(0)             # (1, T, D)
     lengths = torch.tensor([feats.shape[0]], device=device)
@@ -53,10 +59,12 @@ def represent(model, feats, layer: int | None, device: str):
 def main(argv: Sequence[str] | None = None) -> int:
     from speechssl.train.checkpoint import load_for_inference
     from speechssl.train.data import utterance_inputs
+    from speechssl.train.distributed import select_device
 
     args = parse_args(argv)
     torch.set_num_threads(args.num_threads)
-    model, config, input_dim = load_for_inference(Path(args.checkpoint), args.device)
+    device = select_device(args.device)
+    model, config, input_dim = load_for_inference(Path(args.checkpoint), device)
     if args.describe:
         print(model.level, model.representation_dim(args.layer))
         return 0
@@ -67,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise InputError(f"input dim {feats.shape[1]} differs from the model's "
                                  f"{input_dim}; extract from the kind of data it was "
                                  "trained on", path=args.data_dir, key=utt)
-            out = represent(model, feats, args.layer, args.device)
+            out = represent(model, feats, args.layer, device)
             if model.level == "frame" and out.shape[0] != feats.shape[0]:
                 raise SpeechSSLError(f"{utt}: model gave {out.shape[0]} frames for "
                                      f"{feats.shape[0]} input frames")

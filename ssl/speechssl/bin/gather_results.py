@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from speechssl.cli import run
+from speechssl.cli import kaldi_bool, run
 from speechssl.errors import InputError
 from speechssl.eval.results import ResultsTable, find_results, write_table
 
@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="gather_results", description=__doc__)
     p.add_argument("--rows", default="", help="row order, e.g. 'fbank mfcc apc' (others follow)")
     p.add_argument("--columns", default="", help="column order (others follow)")
-    p.add_argument("--charts", choices=("true", "false"), default="true")
+    p.add_argument("--charts", type=kaldi_bool, default=True)
     p.add_argument("exp_dir")
     p.add_argument("out_dir")
     args = p.parse_args(argv)
@@ -30,7 +30,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise InputError("no results: expected <features>/eval/<evaluation>/results.json "
                          "below it", path=args.exp_dir)
     table = ResultsTable.build(results, args.rows.split(), args.columns.split())
-    written = write_table(table, Path(args.out_dir), charts=args.charts == "true")
+    written = write_table(table, Path(args.out_dir), charts=args.charts)
     sys.stdout.write(table.markdown())
     log.info("%d results (%d rows x %d columns) -> %s", len(results), len(table.rows),
              len(table.columns), ", ".join(str(w) for w in written[:2]))

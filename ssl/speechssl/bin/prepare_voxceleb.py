@@ -20,16 +20,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from speechssl.cli import run
+from speechssl.cli import kaldi_bool, positive_int, run
 from speechssl.corpus.voxceleb import prepare_voxceleb1, prepare_voxceleb2
 
 log = logging.getLogger("prepare_voxceleb")
-
-
-def boolean(value: str) -> bool:
-    if value not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got '{value}'")
-    return value == "true"
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -37,11 +31,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="corpus", required=True)
     v1 = sub.add_parser("voxceleb1", help="VoxCeleb1 dev and test, trial lists")
-    v1.add_argument("--extended-trials", type=boolean, default=False,
+    v1.add_argument("--extended-trials", type=kaldi_bool, default=False,
                     help="also VoxCeleb1-E and -H when their lists are there (true|false)")
     v2 = sub.add_parser("voxceleb2", help="VoxCeleb2 dev, decoded to wav")
     for s in (v1, v2):
-        s.add_argument("--nj", type=int, default=1, help="threads reading headers, decoding")
+        s.add_argument("--nj", type=positive_int, default=1,
+                       help="threads reading headers, decoding")
         s.add_argument("root", type=Path, help="the corpus as downloaded and unpacked")
     v2.add_argument("wav_dir", type=Path, help="where the decoded wavs go")
     for s in (v1, v2):

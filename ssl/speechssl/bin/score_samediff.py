@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Sequence
 
-from speechssl.cli import run
+from speechssl.cli import kaldi_bool, positive_int, run
 from speechssl.data.feature_loader import FeatureLoader, FeatureTransform
 from speechssl.eval.results import remove_outputs, write_results
 from speechssl.eval.samediff import METHODS, evaluate
@@ -17,26 +17,23 @@ from speechssl.eval.samediff import METHODS, evaluate
 log = logging.getLogger("score_samediff")
 
 
-def kaldi_bool(value: str) -> bool:
-    if value not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got '{value}'")
-    return value == "true"
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The options, with steps/score_samediff.sh's defaults (tests/test_cli_defaults.py);
+    the step resolves --cmvn and --delta-order (from <data-dir>/eval_opts) and passes them."""
     p = argparse.ArgumentParser(prog="score_samediff", description=__doc__)
-    p.add_argument("--nj", type=int, default=1, help="processes sharing the pairs")
+    p.add_argument("--nj", type=positive_int, default=2, help="processes sharing the pairs")
     p.add_argument("--method", choices=METHODS, default="dtw")
-    p.add_argument("--cmvn", type=kaldi_bool, default=False,
+    p.add_argument("--cmvn", type=kaldi_bool, required=True,
                    help="true: subtract the speaker mean (needs cmvn.scp)")
-    p.add_argument("--delta-order", type=int, default=0, help="2 gives MFCC 13 -> 39")
+    p.add_argument("--delta-order", type=int, required=True, help="2 gives MFCC 13 -> 39")
     p.add_argument("data_dir")
     p.add_argument("word_list")
     p.add_argument("out_dir")
-    args = p.parse_args(argv)
-    if args.nj < 1:
-        p.error("--nj must be at least 1")
-    return args
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

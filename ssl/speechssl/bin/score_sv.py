@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from speechssl.cli import run
+from speechssl.cli import kaldi_bool, run
 from speechssl.data.datadir import DataDir
 from speechssl.data.trials import check_trials_cover, read_trials
 from speechssl.errors import InputError
@@ -35,26 +35,25 @@ log = logging.getLogger("score_sv")
 OUTPUTS = ("scores", "det.png")  # besides results.json
 
 
-def boolean(value: str) -> bool:
-    if value not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got '{value}'")
-    return value == "true"
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The options, with steps/score_sv.sh's defaults (tests/test_cli_defaults.py)."""
     p = argparse.ArgumentParser(prog="score_sv", description=__doc__)
     p.add_argument("--backend", choices=("cosine", "plda"), default="cosine")
     p.add_argument("--train-dir", default=None,
                    help="labelled data dir (utt2spk) for the mean, LDA and PLDA")
     p.add_argument("--lda-dim", type=int, default=100)
-    p.add_argument("--mean-norm", type=boolean, default=True)
-    p.add_argument("--length-norm", type=boolean, default=True)
-    p.add_argument("--cmvn", type=boolean, default=False,
+    p.add_argument("--mean-norm", type=kaldi_bool, default=True)
+    p.add_argument("--length-norm", type=kaldi_bool, default=True)
+    p.add_argument("--cmvn", type=kaldi_bool, default=False,
                    help="apply the speaker's CMVN (cmvn.scp) before pooling frame features")
     p.add_argument("data_dir")
     p.add_argument("trials")
     p.add_argument("out_dir")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    return build_parser().parse_args(argv)
 
 
 def load_training(train_dir: str | None, cmvn: bool, dim: int):

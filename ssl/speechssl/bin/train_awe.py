@@ -26,8 +26,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from speechssl.bin.score_samediff import kaldi_bool
-from speechssl.cli import run
+from speechssl.cli import add_device_option, kaldi_bool, positive_int, run
 from speechssl.errors import InputError
 from speechssl.eval.results import remove_outputs, write_results
 from speechssl.fileio import atomic_write
@@ -37,26 +36,32 @@ log = logging.getLogger("train_awe")
 SEED_OUTPUTS = ("results.json", "final.pt", "config.yaml", "embeddings.ark", "embeddings.scp")
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The options, with steps/train_awe.sh's defaults (tests/test_cli_defaults.py); the
+    step resolves --cmvn, --norm-vars and --delta-order (from <train-dir>/eval_opts)."""
     p = argparse.ArgumentParser(prog="train_awe", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--config", help="AWE config (YAML); default: the published settings")
     p.add_argument("--seeds", default="0", help="seeds, blank-separated, e.g. '0 1 2'")
-    p.add_argument("--cmvn", type=kaldi_bool, default=False,
+    p.add_argument("--cmvn", type=kaldi_bool, required=True,
                    help="true: subtract the speaker mean (needs cmvn.scp)")
-    p.add_argument("--norm-vars", type=kaldi_bool, default=False,
+    p.add_argument("--norm-vars", type=kaldi_bool, required=True,
                    help="true: divide by the speaker's standard deviation too (cmvn.scp)")
-    p.add_argument("--delta-order", type=int, default=0, help="2 gives MFCC 13 -> 39")
-    p.add_argument("--device", choices=("cpu", "cuda"),
-                   help="where to train (default: cuda if available, else cpu)")
-    p.add_argument("--job", type=int, default=1, help="this job's number, 1..--nj")
-    p.add_argument("--nj", type=int, default=1, help="jobs sharing the seeds")
+    p.add_argument("--delta-order", type=int, required=True, help="2 gives MFCC 13 -> 39")
+    add_device_option(p, "where to train")
+    p.add_argument("--job", type=positive_int, default=1, help="this job's number, 1..--nj")
+    p.add_argument("--nj", type=positive_int, default=1, help="jobs sharing the seeds")
     p.add_argument("--summarize", action="store_true",
                    help="write <exp-dir>/results.json from the finished seeds")
     p.add_argument("train_dir", help="data dir with feats.scp and words.ctm")
     p.add_argument("test_dir", help="data dir with the test words' features")
     p.add_argument("word_list", help="test words: <word>_<spk>_... <utt> <start> <end>")
     p.add_argument("exp_dir")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     try:
         args.seeds = [int(s) for s in args.seeds.replace(",", " ").split()]
@@ -88,14 +93,6 @@ def finished_result(seed_dir: Path, inputs: dict[str, Any]) -> dict[str, Any] | 
         log.warning("%s was made with other inputs or config: not reused", path)
         return None
     return result
-
-
-def select_device(name: str | None):
-    import torch
-
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda, but CUDA is not available")
-    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def check_dims(train_dim: int, test_segments: list[np.ndarray], args: argparse.Namespace):
@@ -169,6 +166,8 @@ def train_seeds(args: argparse.Namespace, config, inputs: dict[str, Any]) -> Non
     if not todo:
         return
     torch.set_num_threads(1)  # one core per job: seeds run as parallel jobs instead
+    from speechssl.train.distributed import select_device
+
     device = select_device(args.device)
     transform = FeatureTransform(cmvn=args.cmvn, norm_vars=args.norm_vars,
                                  delta_order=args.delta_order)

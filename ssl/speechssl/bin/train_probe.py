@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from speechssl.cli import run
+from speechssl.cli import add_device_option, kaldi_bool, run
 from speechssl.data.feature_loader import FeatureTransform
 from speechssl.errors import InputError
 from speechssl.eval.probe import (
@@ -36,32 +36,34 @@ from speechssl.eval.probe_data import (
 )
 from speechssl.eval.results import remove_outputs, write_results
 from speechssl.fileio import atomic_write
+from speechssl.train.distributed import select_device
 
 log = logging.getLogger("train_probe")
 OUTPUTS = ("probe.pt", "per_class.txt")  # besides results.json
 
 
-def kaldi_bool(value: str) -> bool:
-    if value not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"expected true or false, got '{value}'")
-    return value == "true"
-
-
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The options, with steps/train_probe.sh's defaults (tests/test_cli_defaults.py); the
+    step resolves --cmvn and --delta-order (from <data-dir>/eval_opts) and passes them."""
     p = argparse.ArgumentParser(prog="train_probe", description=__doc__)
     p.add_argument("--task", choices=TASKS, required=True)
     p.add_argument("--hidden-dim", type=int, default=0, help="0: linear; else one ReLU layer")
-    p.add_argument("--cmvn", type=kaldi_bool, default=False,
+    p.add_argument("--cmvn", type=kaldi_bool, required=True,
                    help="subtract the speaker's mean (cmvn.scp) from frame features")
-    p.add_argument("--delta-order", type=int, default=0, help="2 gives MFCC 13 -> 39")
+    p.add_argument("--delta-order", type=int, required=True, help="2 gives MFCC 13 -> 39")
     p.add_argument("--epochs", type=int, help="default: per task (speechssl.eval.probe)")
     p.add_argument("--lr", type=float, help="Adam learning rate; default: per task")
     p.add_argument("--batch-size", type=int, help="default: per task")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    add_device_option(p, "where to train")
     p.add_argument("train_dir")
     p.add_argument("test_dir")
     p.add_argument("exp_dir")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     for name in ("epochs", "batch_size"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
@@ -139,7 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     loaded = time.perf_counter()
     classes = sorted(train.vocab, key=label_order)
     train_y, test_y = class_ids(train, classes), class_ids(test, classes)
-    probe, losses = train_probe(train.x, train_y, len(classes), config, args.device)
+    probe, losses = train_probe(train.x, train_y, len(classes), config,
+                                 select_device(args.device))
     train_pred, test_pred = predict(probe, train.x), predict(probe, test.x)
     unseen = test_y < 0
     if unseen.any():

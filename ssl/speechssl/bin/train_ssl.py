@@ -18,16 +18,16 @@ from typing import Any
 
 import yaml
 
-from speechssl.cli import run
+from speechssl.cli import add_device_option, run
 from speechssl.errors import InputError
 from speechssl.train.config import ExperimentConfig, experiment_config, load_config
 
 
-def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+def build_parser() -> argparse.ArgumentParser:
+    """The options, with steps/train_ssl.sh's defaults (tests/test_cli_defaults.py)."""
     p = argparse.ArgumentParser(prog="train_ssl", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", choices=("cpu", "cuda"),
-                   help="where to train (default: cuda if available, else cpu)")
+    add_device_option(p, "where to train")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="set a config value, the value read as YAML, e.g. "
                         "train.max_steps=100 or optim.betas=[0.9,0.98] (repeatable)")
@@ -36,6 +36,11 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument("config", help="experiment config (YAML)")
     p.add_argument("data_dir", nargs="?", help="Kaldi data dir to train on")
     p.add_argument("exp_dir", nargs="?", help="experiment dir")
+    return p
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    p = build_parser()
     args = p.parse_args(argv)
     if not args.check_config and args.exp_dir is None:
         p.error("need <config> <data-dir> <exp-dir>")

@@ -29,9 +29,15 @@ import numpy as np
 
 from speechssl.features.options import FLOAT32_EPS, FbankConfig, MfccConfig
 
-# Frames computed together.  A (128, 512) float64 block and its temporaries stay in the
-# CPU's L2 cache; one pass over a whole utterance of 600 frames is ~3x slower.
-FRAMES_PER_BLOCK = 128
+# Frames computed together.  Each block costs ~40 numpy calls (~40 us) whatever its size,
+# while its buffers should stay in cache: 256 frames (a 1 MiB float64 block) is ~5%
+# faster than 128, and 1024 ~20% slower.
+FRAMES_PER_BLOCK = 256
+
+# The fixed cost of one more matmul call, counted in multiply-adds per frame of a block:
+# it sets how finely the banded mel product is cut (see mel_band_groups).  Timed: 500 to
+# 3000 do about as well, 6000 (one to three products) is ~5% slower.
+MATMUL_CALL_COST = 1000
 
 
 def mel_scale(freq: np.ndarray) -> np.ndarray:
@@ -58,6 +64,44 @@ def kaldi_mel_banks(config: FbankConfig | MfccConfig) -> np.ndarray:
     banks = np.zeros((fft_size // 2 + 1, num_bins))
     banks[:-1] = weights.T
     return banks
+
+
+def mel_band_groups(banks: np.ndarray, call_cost: int) -> list[tuple[slice, slice]]:
+    """Split the mel bands (columns of ``banks`` ``(K, M)``) into runs of adjacent bands, each
+    with the range of FFT bins under it: ``[(bands, bins), ...]``.
+
+    Each FFT bin lies under at most two triangles, so the dense ``(K, M)`` product is mostly
+    multiplications by zero; products group by group skip most of them.  The groups minimise
+    the multiply-adds per frame plus ``call_cost`` per product (its fixed cost in the same
+    units), by dynamic programming over where groups end.
+
+    >>> banks = np.kron(np.eye(4), np.ones((3, 1)))  # 4 bands of 3 bins each
+    >>> [(b.start, b.stop, k.start, k.stop) for b, k in mel_band_groups(banks, 10)]
+    [(0, 2, 0, 6), (2, 4, 6, 12)]
+    """
+    num_bins, num_bands = banks.shape
+    under = banks != 0
+    # Each band's bins [first, stop); an empty band (a narrow low triangle between two FFT
+    # bins) gets (num_bins, 0), neutral for the min and max below.
+    first = np.where(under.any(axis=0), under.argmax(axis=0), num_bins).tolist()
+    stop = np.where(under.any(axis=0), num_bins - under[::-1].argmax(axis=0), 0).tolist()
+    best = [0] + [math.inf] * num_bands  # best[j]: the least cost of bands [0, j)
+    cut = [0] * (num_bands + 1)  # where the last group of bands [0, j) starts
+    for j in range(1, num_bands + 1):
+        lo, hi = num_bins, 0
+        for i in range(j - 1, -1, -1):  # last group: bands [i, j)
+            lo, hi = min(lo, first[i]), max(hi, stop[i])
+            cost = best[i] + call_cost + max(hi - lo, 0) * (j - i)
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups = []
+    j = num_bands
+    while j > 0:
+        i = cut[j]
+        lo, hi = min(first[i:j]), max(stop[i:j])
+        groups.append((slice(i, j), slice(lo, max(lo, hi))))
+        j = i
+    return groups[::-1]
 
 
 def feature_window(config: FbankConfig | MfccConfig) -> np.ndarray:
@@ -142,11 +186,16 @@ def frame_source(wave: np.ndarray, config: FbankConfig | MfccConfig) -> tuple[np
 def frame_view(source: np.ndarray, config: FbankConfig | MfccConfig,
                num_frames: int) -> np.ndarray:
     """The ``(T, L)`` frames of ``source`` (from :func:`frame_source`): a read-only view."""
-    size = config.window_size
+    size, shift = config.window_size, config.window_shift
     if num_frames == 0:
         return np.empty((0, size), dtype=source.dtype)
-    frames = np.lib.stride_tricks.sliding_window_view(source, size)[::config.window_shift]
-    return frames[:num_frames]
+    if source.ndim != 1 or source.shape[0] < (num_frames - 1) * shift + size:
+        raise ValueError(f"{source.shape} samples are too few for {num_frames} frames")
+    # as_strided, not sliding_window_view: the same view without ~10 us of argument
+    # checks, paid twice per block of frames.
+    step = source.strides[0]
+    return np.lib.stride_tricks.as_strided(source, (num_frames, size), (shift * step, step),
+                                           writeable=False)
 
 
 def frame_signal(wave: np.ndarray, config: FbankConfig | MfccConfig) -> np.ndarray:
@@ -163,20 +212,34 @@ class KaldiFeatures:
     float64 (the default) is the exact arithmetic Kaldi's float32 approximates (it agrees
     with a long-double computation to ~1e-6), and agrees with kaldi-native-fbank to ~1e-5
     in loud bins and ~1e-2 in bins 100 dB below their frame's peak, where knf's own float32
-    rounding dominates.  float32 is only ~1.2x faster and, like knf, off from float64 by up
-    to ~1e-2 there (~4e-2 under a large DC offset).  The power spectrum, mel weights and
-    log are float32: sums of positive terms lose nothing that matters, and the float32
-    product is twice as fast.
+    rounding dominates.  float32 is ~2x slower (numpy 2's float32 FFT is ~4x slower than
+    its float64 one) and, like knf, off from float64 by up to ~1e-2 there (~4e-2 under a
+    large DC offset).  The power spectrum, mel weights and log are float32: sums of
+    positive terms lose nothing that matters, and float32 halves the bytes.  The mel
+    product is banded (each FFT bin is under at most two triangles): it runs as a few
+    products of blocks of bins by blocks of bands (:func:`mel_band_groups`); for 80 bands,
+    6 products with 1/3 of the dense product's multiply-adds, re^2 and im^2 included.
     """
 
     def __init__(self, config: FbankConfig | MfccConfig, dtype=np.float64):
         self.config = config
         self.dtype = np.dtype(dtype)
         self.window = feature_window(config).astype(self.dtype)  # (L,)
+        # The window padded with zeros to the FFT size: one product writes whole rows.
+        self._padded_window = np.zeros(config.padded_window_size, dtype=self.dtype)  # (P,)
+        self._padded_window[:config.window_size] = self.window
         banks = kaldi_mel_banks(config)  # (K + 1, M)
         used = np.flatnonzero(banks.any(axis=1))
         self.bins = slice(used[0], used[-1] + 1)  # FFT bins under some triangle
         self.banks = banks[self.bins].astype(np.float32)  # (K', M)
+        # The power's mel product takes the squares re^2, im^2 interleaved as they lie,
+        # each weight twice: that saves a pass adding them.  The magnitude (use_power
+        # false; MFCC always uses the power) needs the sum, for its square root.
+        self._use_power = getattr(config, "use_power", True)
+        weights = np.repeat(self.banks, 2, axis=0) if self._use_power else self.banks
+        # The banded product, as products of (B, bins) by (bins, bands) blocks.
+        self._mel_groups = [(bands, bins, np.ascontiguousarray(weights[bins, bands]))
+                            for bands, bins in mel_band_groups(weights, MATMUL_CALL_COST)]
         self.log_energy_floor = (math.log(config.energy_floor) if config.energy_floor > 0
                                  else -math.inf)
         self.dct = None  # (M, C) for MFCC, the lifter folded in: one product
@@ -187,13 +250,23 @@ class KaldiFeatures:
         # fresh arrays of this size cost a page fault per 4 KiB, ~15% of the time.
         blocks = FRAMES_PER_BLOCK
         span = (blocks - 1) * config.window_shift + config.window_size
+        pad = config.padded_window_size - config.window_size
         self._samples = np.empty(span, dtype=self.dtype)
-        self._emphasised = np.empty(span, dtype=self.dtype)
-        self._centred = np.empty((blocks, config.window_size), dtype=self.dtype)
-        self._padded = np.zeros((blocks, config.padded_window_size), dtype=self.dtype)
+        self._emphasised = np.zeros(span + pad, dtype=self.dtype)
+        # Views made once: as_strided costs ~3 us a call.  Rows of _wide run on past the
+        # frame's end to the FFT size, over the next frame's samples (the window's zeros
+        # clear them).
+        self._frame_rows = frame_view(self._samples, config, blocks)  # (B, L)
+        self._wide = np.lib.stride_tricks.as_strided(
+            self._emphasised, (blocks, config.padded_window_size),
+            (config.window_shift * self._emphasised.strides[0], self._emphasised.strides[0]),
+            writeable=False)  # (B, P)
+        self._padded = np.empty((blocks, config.padded_window_size), dtype=self.dtype)
         self._spectrum = np.empty((blocks, config.padded_window_size // 2 + 1),
                                   dtype=np.result_type(self.dtype, np.complex64))
-        self._power32 = np.empty((blocks, self.banks.shape[0]), dtype=np.float32)
+        self._spectrum32 = np.empty((blocks, self.banks.shape[0]), dtype=np.complex64)
+        self._magnitude = np.empty((blocks, self.banks.shape[0]), dtype=np.float32)
+        self._mel = np.empty((blocks, config.num_mel_bins), dtype=np.float32)
 
     def __call__(self, wave: np.ndarray) -> np.ndarray:
         cfg = self.config
@@ -210,10 +283,15 @@ class KaldiFeatures:
     def _compute_block(self, samples: np.ndarray, count: int, out: np.ndarray) -> None:
         """Features of the ``count`` frames of ``samples`` into ``out`` ``(B, D)``."""
         cfg = self.config
-        frames, emphasised = self._frames(samples, count)  # (B, L) each
-        padded = self._padded[:count]  # (B, P), zero from column L on
+        frames, emphasised = self._frames(samples, count)  # (B, L), (B, P)
+        padded = self._padded[:count]  # (B, P)
         energy = self._process_window(frames, emphasised, padded)  # (B,) or None
-        mel = self._mel_energies(padded)  # (B, M) float32
+        if self.dct is None and energy is None:  # fbank alone: no copy, straight into out
+            mel = self._mel_energies(padded, out)
+            if cfg.use_log_fbank:
+                np.log(np.maximum(mel, FLOAT32_EPS, out=mel), out=mel)
+            return
+        mel = self._mel_energies(padded, self._mel[:count])  # (B, M) float32
         if self.dct is not None:  # MFCC: log and DCT in float64, the lifter scales errors
             feats = np.log(np.maximum(mel, FLOAT32_EPS, dtype=np.float64)) @ self.dct
         elif cfg.use_log_fbank:
@@ -230,64 +308,101 @@ class KaldiFeatures:
         self._place_energy(feats, energy, out)
 
     def _frames(self, samples: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
-        """The frames of ``samples`` and their pre-emphasised samples, both ``(B, L)``, in
-        the scratch buffers (fresh arrays per utterance cost a page fault per 4 KiB).
+        """The frames of ``samples`` ``(B, L)`` and their pre-emphasised samples ``(B, P)``
+        (on past the frame to the FFT size), views of the scratch buffers (fresh arrays
+        per utterance cost a page fault per 4 KiB).
 
         Pre-emphasis ``x[i] - c x[i-1]`` is computed once per sample, not per frame: right
         for every sample of a frame but its first (``x[0] - c x[0]``)."""
         size = samples.shape[0]
         block = self._samples[:size]
         block[:] = samples
-        emphasised = self._emphasised[:size]
-        np.multiply(block[:-1], -self.config.preemphasis_coefficient, out=emphasised[1:])
-        emphasised[1:] += block[1:]
+        emphasised = self._emphasised
+        np.multiply(block[:-1], -self.config.preemphasis_coefficient, out=emphasised[1:size])
+        emphasised[1:size] += block[1:]
         emphasised[0] = 0.0  # never used
-        return (frame_view(block, self.config, count),
-                frame_view(emphasised, self.config, count))
+        # Past the block: read by the last frames' padding, zeroed by the window.  Zero, so
+        # that no value of an earlier call (a NaN) reaches this one.
+        emphasised[size:] = 0.0
+        return self._frame_rows[:count], self._wide[:count]
 
     def _process_window(self, frames: np.ndarray, emphasised: np.ndarray,
                         padded: np.ndarray) -> np.ndarray | None:
-        """Kaldi's ``ProcessWindow`` into ``padded[:, :L]``; returns the log energy if used.
+        """Kaldi's ``ProcessWindow`` into the zero-padded rows ``padded`` ``(B, P)``;
+        returns the log energy if used.
 
         Removing the mean ``m`` and then pre-emphasising gives ``x[i] - c x[i-1] - (1-c) m``
-        and ``(1-c) (x[0] - m)``: the signal's pre-emphasis, less a constant.
+        and ``(1-c) (x[0] - m)``: the signal's pre-emphasis, less a constant.  The rows
+        are written whole, not just their first ``L`` columns: numpy is ~1.5x faster on
+        contiguous rows, and the padded window's zeros pad them.
         """
         cfg = self.config
         coeff = cfg.preemphasis_coefficient
-        mean = frames.mean(axis=1, keepdims=True) if cfg.remove_dc_offset else None  # (B, 1)
+        mean = None  # (B,)
+        if cfg.remove_dc_offset:  # einsum: half the time of mean() on these strided rows
+            mean = np.einsum("ij->i", frames) * (1.0 / frames.shape[1])
         energy = None
         if cfg.use_energy and cfg.raw_energy:
-            centred = frames if mean is None else np.subtract(
-                frames, mean, out=self._centred[:len(frames)])
-            energy = _log_energy(centred)
-        body = padded[:, :frames.shape[1]]
-        if coeff == 0.0:
-            np.subtract(frames, 0.0 if mean is None else mean, out=body)
-        elif mean is None:
-            body[:, 1:] = emphasised[:, 1:]
-            np.multiply(frames[:, 0], 1.0 - coeff, out=body[:, 0])
-        else:
-            np.subtract(emphasised[:, 1:], (1.0 - coeff) * mean, out=body[:, 1:])
-            np.multiply(frames[:, 0] - mean[:, 0], 1.0 - coeff, out=body[:, 0])
-        body *= self.window
+            energy = self._raw_log_energy(frames, mean)
+        # Copy the rows, then subtract: a copy from the overlapping rows and arithmetic on
+        # contiguous ones is faster than arithmetic reading the overlapping rows.
+        np.copyto(padded, emphasised)
+        if mean is not None:
+            padded -= (1.0 - coeff) * mean[:, None]
+        if self.window[0] != 0.0:  # else the window zeroes it (povey, hanning, sine)
+            first = frames[:, 0] if mean is None else frames[:, 0] - mean
+            np.multiply(first, 1.0 - coeff, out=padded[:, 0])
+        padded *= self._padded_window
         if cfg.use_energy and not cfg.raw_energy:
-            energy = _log_energy(body)
+            energy = _log_energy(padded)  # the padding adds zeros
         return energy
 
-    def _mel_energies(self, padded: np.ndarray) -> np.ndarray:
-        """Mel energies ``(B, M)`` float32 of the power (or, without ``use_power``,
-        magnitude) spectrum of the windowed frames ``(B, P)``."""
+    def _raw_log_energy(self, frames: np.ndarray, mean: np.ndarray | None) -> np.ndarray:
+        """``log(sum (x - m)^2)`` per frame ``(B,)``, floored at float epsilon.
+
+        As ``sum x^2 - L m^2``, without writing the centred frames (a pass as slow as the
+        window's).  Both terms round by at most ``L eps sum x^2``: negligible unless the DC
+        offset dwarfs the signal.  Frames where it could exceed 1e-9 of the energy (in
+        float64 with 400 samples, an energy under 3e-4 of ``sum x^2``) are centred and
+        summed."""
+        if mean is None:
+            return _log_energy(frames)
+        size = frames.shape[1]
+        energy = np.einsum("ij,ij->i", frames, frames)  # sum x^2
+        limit = energy * (3 * size * np.finfo(frames.dtype).eps * 1e9)
+        energy -= size * mean * mean
+        inexact = np.flatnonzero(energy < limit)
+        if inexact.size:
+            centred = frames[inexact] - mean[inexact, None]
+            energy[inexact] = np.einsum("ij,ij->i", centred, centred)
+        return np.log(np.maximum(energy, FLOAT32_EPS))
+
+    def _mel_energies(self, padded: np.ndarray, mel: np.ndarray) -> np.ndarray:
+        """Mel energies float32 of the power (or, without ``use_power``, magnitude)
+        spectrum of the windowed frames ``(B, P)``, into ``mel`` ``(B, M)``."""
         count = len(padded)
-        spectrum = _rfft(padded, self._spectrum[:count])  # (B, K + 1)
-        squares = spectrum.view(self.dtype)  # (B, 2K + 2): re, im, re, im, ...
+        squares = self._squares(_rfft(padded, self._spectrum[:count]))  # (B, 2K')
+        spectrum = squares
+        if not self._use_power:
+            spectrum = self._magnitude[:count]  # (B, K')
+            np.add(squares[:, 0::2], squares[:, 1::2], out=spectrum)
+            np.sqrt(spectrum, out=spectrum)
+        for bands, bins, weights in self._mel_groups:
+            np.matmul(spectrum[:, bins], weights, out=mel[:, bands])
+        return mel
+
+    def _squares(self, spectrum: np.ndarray) -> np.ndarray:
+        """``re^2, im^2, ...`` float32 ``(B, 2K')`` of the bins of ``spectrum``
+        ``(B, K + 1)`` under some triangle.
+
+        re and im are rounded to float32 first (a relative error of at most 1.5e-7 in
+        the power; rounding the float64 power gave 6e-8): the passes that follow touch
+        half the bytes, and the whole is 3x faster than squaring in float64."""
+        pairs = self._spectrum32[:len(spectrum)]  # (B, K') complex64
+        np.copyto(pairs, spectrum[:, self.bins], casting="same_kind")
+        squares = pairs.view(np.float32)
         np.square(squares, out=squares)
-        first, last = 2 * self.bins.start, 2 * self.bins.stop
-        power32 = self._power32[:count]  # (B, K') = re^2 + im^2, rounded to float32
-        np.add(squares[:, first:last:2], squares[:, first + 1:last:2], out=power32,
-               casting="same_kind")
-        if not getattr(self.config, "use_power", True):  # MFCC always uses the power
-            np.sqrt(power32, out=power32)
-        return power32 @ self.banks
+        return squares
 
     def _place_energy(self, feats: np.ndarray, energy: np.ndarray, out: np.ndarray) -> None:
         """Put the log energy (or HTK's C0) in its place, as Kaldi's FbankComputer and
@@ -330,6 +445,7 @@ def _blas_controller():
 
 
 def _one_blas_thread():
-    """Keep BLAS on the calling thread: OpenBLAS splits the (128, 255) x (255, 80) mel
-    product over all cores, 8x slower in wall time when feature jobs already use them."""
+    """Keep BLAS on the calling thread: OpenBLAS splits large enough products over all
+    cores (a dense (128, 255) x (255, 80) mel product ran 8x slower in wall time when
+    feature jobs already used them); the banded products are smaller, but near the line."""
     return _blas_controller().limit(limits=1, user_api="blas")

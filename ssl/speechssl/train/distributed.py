@@ -55,19 +55,35 @@ def dist_info_from_env() -> DistInfo:
                     world_size=_env_int("WORLD_SIZE", 1))
 
 
+def select_device(name: str | None) -> torch.device:
+    """The device an entry point's ``--device`` names: "cpu", "cuda", "cuda:N", or "auto"
+    (also None or ""): CUDA if this machine has it, else the CPU.  The one choice of device
+    of train_ssl, train_awe, train_probe and extract_ssl.
+
+    >>> select_device("cpu")
+    device(type='cpu')
+    """
+    if name in (None, "", "auto"):
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise SpeechSSLError(f"unsupported device '{name}': use auto, cpu or cuda") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SpeechSSLError(f"device '{name}' requested but CUDA is not available")
+    if dev.type not in ("cpu", "cuda"):
+        raise SpeechSSLError(f"unsupported device '{name}': use auto, cpu or cuda")
+    return dev
+
+
 def resolve_device(device: str | None, info: DistInfo) -> torch.device:
-    """``device`` ("cpu", "cuda", "cuda:N"; None: CUDA if available); under torchrun a bare
-    "cuda" means this process's GPU, ``cuda:<LOCAL_RANK>``."""
-    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    """:func:`select_device`; under torchrun a bare "cuda" means this process's GPU,
+    ``cuda:<LOCAL_RANK>``."""
+    dev = select_device(device)
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise SpeechSSLError(f"device '{name}' requested but CUDA is not available")
         if dev.index is None:
             dev = torch.device("cuda", info.local_rank if info.distributed else 0)
         torch.cuda.set_device(dev)
-    elif dev.type != "cpu":
-        raise SpeechSSLError(f"unsupported device '{name}': use cpu or cuda")
     return dev
 
 
