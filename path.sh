@@ -25,6 +25,11 @@ eval_opt() {
   local value=
   if [ -f "$1/eval_opts" ]; then
     value=$(sed -n "s/^--$2=//p" "$1/eval_opts" | tail -n 1)
+  elif [ -f "$1/feats.scp" ]; then
+    # Features made before eval_opts existed: say so rather than silently reading MFCC
+    # without CMVN and deltas.
+    echo "${0##*/}: WARNING: no $1/eval_opts: --$2 defaults to $3 (re-run the step that" \
+         "made the features, or give --$2)" >&2
   fi
   echo "${value:-$3}"
 }

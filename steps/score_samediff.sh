@@ -39,6 +39,10 @@ data=$1
 words=$2
 dir=$3
 # Before any check can fail: a failed run must not leave the last run's results looking current.
+mkdir -p "$dir"
+# One evaluation at a time in an output dir (another would remove this one's outputs).
+# shellcheck source=../utils/lock_dir.sh
+. "$SPEECHSSL_ROOT/utils/lock_dir.sh" "$dir"
 rm -f "${dir:?}"/{results.json,config}
 cmvn=${cmvn:-$(eval_opt "$data" cmvn false)}
 delta_order=${delta_order:-$(eval_opt "$data" delta-order 0)}

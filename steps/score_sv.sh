@@ -38,6 +38,10 @@ data=$1
 trials=$2
 dir=$3
 # Before any check can fail: a failed run must not leave the last run's results looking current.
+mkdir -p "$dir"
+# One evaluation at a time in an output dir (another would remove this one's outputs).
+# shellcheck source=../utils/lock_dir.sh
+. "$SPEECHSSL_ROOT/utils/lock_dir.sh" "$dir"
 rm -f "${dir:?}"/{results.json,scores,det.png}
 for b in mean_norm length_norm cmvn; do
   case ${!b} in

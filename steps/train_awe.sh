@@ -50,6 +50,10 @@ words=$4
 dir=$5
 # Before any check can fail: a failed run must not leave the last run's results looking
 # current.  The seed dirs stay: a seed with results.json for the same inputs is reused.
+mkdir -p "$dir"
+# One evaluation at a time in an output dir (another would remove this one's outputs).
+# shellcheck source=../utils/lock_dir.sh
+. "$SPEECHSSL_ROOT/utils/lock_dir.sh" "$dir"
 rm -f "${dir:?}"/{results.json,config.yaml}
 check_same_eval_opts "$train" "$test"
 cmvn=${cmvn:-$(eval_opt "$train" cmvn false)}

@@ -53,6 +53,10 @@ train=$1
 test=$2
 dir=$3
 # Before any check can fail: a failed run must not leave the last run's results looking current.
+mkdir -p "$dir"
+# One evaluation at a time in an output dir (another would remove this one's outputs).
+# shellcheck source=../utils/lock_dir.sh
+. "$SPEECHSSL_ROOT/utils/lock_dir.sh" "$dir"
 rm -f "${dir:?}"/{results.json,probe.pt,per_class.txt,config}
 
 case "$task" in

@@ -11,7 +11,7 @@ import json
 
 import pytest
 
-from conftest import sh
+from conftest import ROOT, sh
 from recipe_fixtures import mini_recipe_fixture  # noqa: F401
 
 
@@ -95,3 +95,13 @@ def test_train_and_test_dirs_read_differently_are_an_error(mini_recipe):
               "exp/eval_opts/probe", cwd=mini_recipe, check=False)
     assert proc.returncode != 0
     assert "data/train_mfcc/eval_opts and data/test_fbank/eval_opts differ" in proc.stderr
+
+
+def test_features_without_eval_opts_get_a_warning(tmp_path):
+    (tmp_path / "feats.scp").write_text("u1 /nowhere/x.ark:9\n")
+    proc = sh(f". {ROOT}/path.sh; eval_opt {tmp_path} cmvn false")
+    assert proc.stdout == "false\n"
+    assert f"no {tmp_path}/eval_opts: --cmvn defaults to false" in proc.stderr
+    (tmp_path / "eval_opts").write_text("--cmvn=true\n--delta-order=2\n")
+    proc = sh(f". {ROOT}/path.sh; eval_opt {tmp_path} delta-order 0")
+    assert (proc.stdout, proc.stderr) == ("2\n", "")

@@ -194,15 +194,21 @@ def _step(name: str, base: Path, data: Path) -> tuple[str, Path]:
         "compute_cmvn_stats": (f"steps/compute_cmvn_stats.sh {data}", data),
         "train_ssl": (f"steps/train_ssl.sh {base}/model.yaml {data} {base}/exp", base / "exp"),
         "extract_ssl": (f"steps/extract_ssl.sh {base}/exp {data} {base}/dest", base / "dest"),
+        # An evaluation's earlier results must survive a second one refused by the lock.
+        "score_sv": (f"steps/score_sv.sh {data} {base}/trials {base}/sv", base / "sv"),
+        "score_samediff": (f"steps/score_samediff.sh {data} {base}/words {base}/sd",
+                           base / "sd"),
     }[name]
 
 
 @pytest.mark.parametrize("step", ["make_fbank", "compute_cmvn_stats", "train_ssl",
-                                  "extract_ssl"])
+                                  "extract_ssl", "score_sv", "score_samediff"])
 def test_second_step_on_a_locked_dir_fails_at_once(data_dir, root, tmp_path, hold_lock,
                                                    step):
     command, locked = _step(step, tmp_path, data_dir)
     holder = hold_lock(locked)
+    if step.startswith("score"):
+        (locked / "results.json").write_text("{}\n")
     before = sorted(p.name for p in locked.iterdir())
     proc = subprocess.run(["bash", "-c", command], cwd=root, env=recipe_env(),
                           capture_output=True, text=True, timeout=120)
