@@ -1,0 +1,188 @@
+"""Decoding through an HCLG graph with kaldi-hmm-gmm's lattice-faster decoder, as Kaldi's
+``gmm-latgen-faster`` (GMM) and ``latgen-faster-mapped`` (hybrid DNN) do.
+
+The binding returns the best path only, not a lattice, so where Kaldi's
+``local/score.sh`` rescales one lattice for each LM weight we decode once per weight with
+acoustic scale ``1 / lmwt`` (the best path of a lattice scaled by ``1/lmwt`` is the best
+path of a decode at that acoustic scale, up to the lattice beam's pruning).  The
+utterance loop is outside the weight loop, so a DNN's log-likelihoods are computed once
+per utterance, and memory does not grow with the test set.
+
+Hybrid decoding: ``DecodableCtc(mat)`` returns ``mat[t, tid - 1]`` for transition id
+``tid`` (checked in tests/test_asr_decode.py), so the (T, num_pdfs) log-likelihoods,
+scaled, are expanded to (T, num_transition_ids) through the transition model's
+transition-id -> pdf map; this is ``DecodableMatrixScaledMapped`` of Kaldi.
+
+PER is computed from the best path's phones: the alignment's transition ids mapped to
+phones (a new phone instance after each transition into a final HMM state), word-position
+markers (``_B _E _I _S``) stripped, silence phones removed.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from speechssl.data.table import PathLike, iter_table
+from speechssl.errors import InputError
+
+POSITION = re.compile(r"_[BEIS]$")   # Kaldi's word-position suffixes of phones.txt
+
+
+@dataclass(frozen=True)
+class DecoderOptions:
+    """Kaldi's steps/decode.sh defaults (lattice-beam 6; 8 in some recipes)."""
+
+    beam: float = 13.0
+    max_active: int = 7000
+    min_active: int = 200
+    lattice_beam: float = 6.0
+
+
+@dataclass
+class BestPath:
+    words: list[int]
+    alignment: list[int]     # transition ids, one per frame
+    log_like: float
+    succeeded: bool          # False: no path reached the graph's end (partial output kept)
+
+
+def lmwt_values(spec: str) -> list[int]:
+    """``7:17`` (Kaldi's --min-lmwt/--max-lmwt as one option) or a single ``12``.
+
+    >>> lmwt_values("7:9"), lmwt_values("12")
+    ([7, 8, 9], [12])
+    """
+    try:
+        parts = [int(x) for x in spec.split(":")]
+    except ValueError:
+        raise ValueError(f"LM weights must be N or MIN:MAX integers, got '{spec}'") from None
+    if len(parts) not in (1, 2) or min(parts) < 1 or parts[0] > parts[-1]:
+        raise ValueError(f"LM weights must be N or MIN:MAX with 1 <= MIN <= MAX, got '{spec}'")
+    return list(range(parts[0], parts[-1] + 1))
+
+
+def read_symbols(path: PathLike) -> dict[str, int]:
+    """A Kaldi symbol table (``words.txt``, ``phones.txt``): symbol -> id."""
+    table: dict[str, int] = {}
+    for lineno, sym, rest in iter_table(path, min_fields=2, max_fields=2):
+        try:
+            table[sym] = int(rest)
+        except ValueError:
+            raise InputError(f"'{rest}' is not an integer id", path=path, line=lineno,
+                             key=sym) from None
+    return table
+
+
+# ---------------------------------------------------------------- graph and model
+
+def check_graph(graph_dir: PathLike, num_pdfs: int, model_phones: PathLike | None,
+                model: PathLike) -> None:
+    """The graph must have been built for this model: its ``num_pdfs`` (mkgraph writes it)
+    equal to the model's, and its ``phones.txt`` the model's (another lang's phones would
+    decode into nonsense without any error)."""
+    graph_dir = Path(graph_dir)
+    for name in ("HCLG.fst", "words.txt"):
+        if not (graph_dir / name).is_file():
+            raise InputError(f"no {name} (run utils/mkgraph.sh)", path=graph_dir)
+    if (graph_dir / "num_pdfs").is_file():
+        text = (graph_dir / "num_pdfs").read_text().strip()
+        if text != str(num_pdfs):
+            raise InputError(f"the graph was built for a model with {text} pdfs, {model} has "
+                             f"{num_pdfs}: rebuild the graph with utils/mkgraph.sh for this "
+                             "model", path=graph_dir / "num_pdfs")
+    if model_phones is not None and (graph_dir / "phones.txt").is_file() \
+            and Path(model_phones).is_file():
+        from speechssl.asr.model_io import check_phones_compatible
+
+        check_phones_compatible(graph_dir / "phones.txt", model_phones)
+
+
+@dataclass
+class GraphDecoder:
+    """The decoder with its graph: the binding keeps no reference to the FST."""
+
+    decoder: object
+    graph: object
+
+
+def make_decoder(graph_path: PathLike, options: DecoderOptions) -> GraphDecoder:
+    import kaldi_hmm_gmm as khg
+    import kaldifst
+
+    graph = kaldifst.StdVectorFst.read(str(graph_path))
+    if graph is None or graph.num_states == 0:
+        raise InputError("cannot read the graph, or it is empty", path=graph_path)
+    config = khg.LatticeFasterDecoderConfig(beam=options.beam, max_active=options.max_active,
+                                            min_active=options.min_active,
+                                            lattice_beam=options.lattice_beam)
+    return GraphDecoder(khg.LatticeFasterDecoder(graph, config), graph)
+
+
+# ---------------------------------------------------------------- decodables
+
+def pdf_to_tid_matrix(loglikes: np.ndarray, tid2pdf: np.ndarray) -> np.ndarray:
+    """(T, num_pdfs) -> (T, num_transition_ids): column ``tid - 1`` holds the pdf of
+    ``tid`` (``tid2pdf`` as ``transition_id_to_pdf_array()``, entry 0 unused)."""
+    return np.ascontiguousarray(loglikes[:, np.asarray(tid2pdf)[1:]], dtype=np.float32)
+
+
+def decode_decodable(decoder: GraphDecoder, decodable, tm, utt: str) -> BestPath:
+    import kaldi_hmm_gmm as khg
+
+    ok, alignment, words, log_like = khg.decode_utterance_lattice_faster(
+        decoder=decoder.decoder, decodable=decodable, trans_model=tm, utt=utt, allow_partial=True)
+    return BestPath(list(words), list(alignment), float(log_like), bool(ok))
+
+
+def decode_loglikes(decoder: GraphDecoder, tm, tid2pdf: np.ndarray, loglikes: np.ndarray,
+                    acoustic_scale: float, utt: str) -> BestPath:
+    """A best path from pdf log-likelihoods (a DNN's log-posteriors minus log-priors)."""
+    import kaldi_hmm_gmm as khg
+
+    mat = pdf_to_tid_matrix(loglikes * acoustic_scale, tid2pdf)
+    return decode_decodable(decoder, khg.DecodableCtc(mat), tm, utt)
+
+
+def decode_gmm(decoder: GraphDecoder, tm, am, feats: np.ndarray, acoustic_scale: float,
+               utt: str) -> BestPath:
+    import kaldi_hmm_gmm as khg
+
+    decodable = khg.DecodableAmDiagGmmScaled(am=am, tm=tm, feats=np.ascontiguousarray(
+        feats, dtype=np.float32), scale=acoustic_scale)
+    return decode_decodable(decoder, decodable, tm, utt)
+
+
+# ---------------------------------------------------------------- phones of a path
+
+def phone_instances(alignment: Sequence[int], tm) -> list[int]:
+    """The phone of each phone instance in a transition-id alignment (Kaldi's
+    ``ali-to-phones``): a new instance starts after a transition into the final HMM state
+    (the state-0 self-loop is also a "start of phone" transition id, so that alone would
+    split a phone at every frame of its first state)."""
+    phones = []
+    previous_final = True
+    for tid in alignment:
+        if previous_final:
+            phones.append(tm.transition_id_to_phone(tid))
+        previous_final = tm.is_final(tid)
+    return phones
+
+
+def scoring_phones(phone_ids: Sequence[int], id2phone: Mapping[int, str],
+                   silence: set[str]) -> list[str]:
+    """Phone symbols with position markers stripped and silence (after stripping) removed.
+
+    >>> scoring_phones([1, 2, 3], {1: "sil", 2: "a_B", 3: "t_E"}, {"sil"})
+    ['a', 't']
+    """
+    out = []
+    for p in phone_ids:
+        name = POSITION.sub("", id2phone[p])
+        if name not in silence:
+            out.append(name)
+    return out
