@@ -45,7 +45,7 @@ Options:
   --beam <x>              # decoding beam ($beam)
   --max-active <n>        # ($max_active)
   --lattice-beam <x>      # ($lattice_beam)
-  --lmwt-range <min:max>  # LM weights to decode and score ($lmwt_range)
+  --lmwt-range <min:max[:step]> # LM weights to decode and score ($lmwt_range)
   --lmwt <n>              # decode this LM weight only
   --loglikes <true|false> # DNN: write the log-likelihoods as Kaldi arks ($loglikes)
   --skip-scoring <true|false> # ($skip_scoring)"

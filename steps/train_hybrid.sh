@@ -33,6 +33,7 @@ buffer_utts=128    # utterances shuffled together (memory: their frames, unsplic
 cv_fraction=0.1
 seed=0
 num_threads=1
+max_unaligned_fraction=0.1  # utterances without an alignment (align_si's failures) allowed
 device=auto        # auto (cuda if available, else cpu), cpu or cuda
 # End configuration section.
 
@@ -54,6 +55,7 @@ Options:
   --buffer-utts <n>         # ($buffer_utts)
   --seed <n>                # ($seed)
   --num-threads <n>         # ($num_threads)
+  --max-unaligned-fraction <x> # most utterances allowed to lack an alignment ($max_unaligned_fraction)
   --device <auto|cpu|cuda>  # ($device)"
 # shellcheck source=../utils/parse_options.sh
 . "$SPEECHSSL_ROOT/utils/parse_options.sh"
@@ -90,7 +92,8 @@ opts=(--cmvn "$cmvn" --delta-order "$delta_order" --left-context "$left_context"
       --min-epochs "$min_epochs" --start-halving-impr "$start_halving_impr"
       --end-halving-impr "$end_halving_impr" --halving-factor "$halving_factor"
       --buffer-utts "$buffer_utts" --cv-fraction "$cv_fraction" --seed "$seed"
-      --num-threads "$num_threads" --device "$device")
+      --num-threads "$num_threads" --max-unaligned-fraction "$max_unaligned_fraction"
+      --device "$device")
 printf '%s\n' "data=$(readlink -f "$data")" "alidir=$(readlink -f "$alidir")" \
   "lang=$(readlink -f "$lang")" "${opts[@]}" > "$dir/config"
 log "training the hybrid DNN on $data with --cmvn $cmvn --delta-order $delta_order"

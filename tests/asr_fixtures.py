@@ -63,3 +63,29 @@ def accept_phones(lfst, phone_ids: list[int]):
     """Compose a linear phone sequence with L: the paths it maps to words."""
     import kaldifst
     return paths(kaldifst.compose(kaldifst.make_linear_acceptor(phone_ids), lfst))
+
+
+def write_model_dir(lang, out: Path, dim: int = 2, phones_txt: bool = True) -> Path:
+    """A model dir (final.mdl in Kaldi's text form, tree, phones.txt) of a monophone system
+    over ``lang`` with one unit Gaussian per pdf: enough for building graphs."""
+    import shutil
+
+    import kaldi_hmm_gmm as khg
+    import numpy as np
+
+    from speechssl.asr.model_io import write_model, write_tree
+    out.mkdir(parents=True, exist_ok=True)
+    tree = lang.context_dependency()
+    tm = khg.TransitionModel(tree, lang.hmm_topology())
+    am = khg.AmDiagGmm()
+    gmm = khg.DiagGmm(1, dim)
+    gmm.set_weights(np.ones(1, np.float32))
+    gmm.set_invvars_and_means(np.ones((1, dim), np.float32), np.zeros((1, dim), np.float32))
+    gmm.compute_gconsts()
+    for _ in range(tree.num_pdfs):
+        am.add_pdf(gmm)
+    write_model(out / "final.mdl", tm, am)
+    write_tree(out / "tree", tree)
+    if phones_txt:
+        shutil.copy(lang.path / "phones.txt", out / "phones.txt")
+    return out

@@ -6,6 +6,7 @@ transcripts and a random-output baseline, and the refusals of mismatched inputs.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 
 import numpy as np
@@ -173,25 +174,30 @@ def test_steps_train_decode_score(setup, tmp_path):
 @pytest.mark.skipif(not (ROOT / "steps" / "train_mono.sh").is_file()
                     or not (ROOT / "utils" / "mkgraph.sh").is_file(),
                     reason="needs steps/train_mono.sh, steps/align_si.sh, utils/mkgraph.sh")
-def test_mini_recipe_hybrid_beats_random(mini_recipe):
+def test_mini_recipe_hybrid_beats_random(mini_recipe, tmp_path):
     """egs/mini's tiny corpus: lang, LM, monophone GMM on MFCC, alignments, a DNN on fbank
-    trained on train, decoded on test: WER below 100% and below random output."""
+    trained on train, decoded on test: WER below 100% and below random output.  (The
+    tiny corpus has one or two speakers per language: up to half the utterances may fail
+    to align, as run.sh allows for that preset.)"""
+    recipe = tmp_path / "mini"   # a copy: the session's recipe dir is shared
+    shutil.copytree(mini_recipe, recipe, symlinks=True)
     steps = (
-        "utils/prepare_lang.sh data/local/dict '<sil>' data/local/lang_tmp data/lang",
+        "utils/prepare_lang.sh data/local/dict '<unk>' data/local/lang_tmp data/lang",
         "utils/make_ngram_lm.sh --order 2 data/train/text data/lang data/local/lm/lm.arpa",
         "utils/format_lm.sh data/lang data/local/lm/lm.arpa data/local/dict/lexicon.txt "
         "data/lang_test",
-        "steps/train_mono.sh --nj 2 data/train_mfcc data/lang exp/mono",
-        "steps/align_si.sh --nj 2 data/train_mfcc data/lang exp/mono exp/mono_ali",
+        "steps/train_mono.sh --nj 2 --max-fail-fraction 0.5 data/train_mfcc data/lang exp/mono",
+        "steps/align_si.sh --nj 2 --max-fail-fraction 0.5 data/train_mfcc data/lang exp/mono "
+        "exp/mono_ali",
         "utils/mkgraph.sh data/lang_test exp/mono exp/mono/graph",
-        "steps/train_hybrid.sh --max-epochs 3 data/train_fbank exp/mono_ali data/lang "
-        "exp/fbank/hybrid",
+        "steps/train_hybrid.sh --max-epochs 3 --max-unaligned-fraction 0.5 data/train_fbank "
+        "exp/mono_ali data/lang exp/fbank/hybrid",
         "steps/decode_hybrid.sh --nj 2 --lmwt-range 8:10 exp/mono/graph data/test_fbank "
         "exp/fbank/hybrid exp/fbank/hybrid/decode_test",
     )
     for cmd in steps:
-        r = sh(cmd, mini_recipe)
+        r = sh(cmd, recipe)
         assert r.returncode == 0, (cmd, r.stderr[-3000:])
-    results = json.loads((mini_recipe / "exp/fbank/hybrid/decode_test/results.json").read_text())
-    baseline = random_baseline_wer(mini_recipe / "data" / "test")
+    results = json.loads((recipe / "exp/fbank/hybrid/decode_test/results.json").read_text())
+    baseline = random_baseline_wer(recipe / "data" / "test")
     assert results["wer"] < min(100.0, baseline), (results, baseline)

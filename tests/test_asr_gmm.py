@@ -74,11 +74,12 @@ def test_outputs_are_kaldis(mono):
     assert (exp / "phones.txt").read_text() == (lang.path / "phones.txt").read_text()
     assert not list(exp.glob(".*.tmp"))
     tm, am = read_model(exp / "final.mdl")
-    assert am.dim == 39 and 200 <= am.num_gauss <= 300
+    assert am.dim == 39 and 200 <= am.num_gauss <= 320  # --totgauss 300: the split may overshoot it
     # train_mono.sh shares pdfs across a phone's word-position variants (phones/sets.int)
     sets = (lang.path / "phones" / "sets.int").read_text().splitlines()
+    silence = {str(p) for p in lang.silence_phones}   # 5-state HMMs (gen_topo.pl)
     assert am.num_pdfs == tm.num_pdfs == sum(
-        5 if str(lang.optional_silence) in s.split() else 3 for s in sets)
+        5 if silence & set(s.split()) else 3 for s in sets)
     with kaldi_native_io.SequentialInt32VectorReader(
             f"ark:gunzip -c {exp}/ali.1.gz|") as reader:
         assert sum(1 for _ in reader) > 0

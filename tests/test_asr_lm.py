@@ -22,6 +22,8 @@ from speechssl.asr.lm import (
 )
 from speechssl.errors import InputError
 
+# kaldilm last: importing kaldi_hmm_gmm or kaldifst after it hangs (speechssl.asr.lm).
+pytest.importorskip("kaldi_hmm_gmm")
 kaldifst = pytest.importorskip("kaldifst")
 pytest.importorskip("kaldilm")
 
@@ -176,3 +178,25 @@ def test_bad_arpa_or_text_fails_the_steps_and_writes_nothing(tmp_path, lang):
               check=False)
     assert proc.returncode != 0 and "text:1: '<s>' in the text" in proc.stderr
     assert not (tmp_path / "lm.arpa.gz").exists()
+
+
+def test_format_lm_counts_the_n_grams_it_drops(tmp_path, lang):
+    arpa = _text(tmp_path, GOOD_ARPA, "lm.arpa")   # 'a' is not a word of the tiny lang
+    proc = sh(f"{ROOT}/utils/format_lm.sh {lang.path} {arpa} {lang.path.parent}/dict "
+              f"{tmp_path}/lang_test")
+    assert "1 words of" in proc.stderr and "drops the 2 n-grams" in proc.stderr
+
+
+def test_empty_word_cycles_are_found():
+    from speechssl.asr.lm import empty_word_cycles
+    g = kaldifst.compile("0 1 5 5 0\n1 2 9 9 0\n2 1 9 9 0\n2\n", acceptor=False)
+    assert empty_word_cycles(g, {9})        # 1 -> 2 -> 1 on #0 (id 9) only
+    assert not empty_word_cycles(g, {5})
+
+
+def test_vocabulary_from_a_lang_dir_a_words_txt_or_a_lexicon(lang):
+    from speechssl.asr.lm import read_vocab
+    words = ["<unk>", "ab", "abc", "ba", "bad", "c", "cc", "da", "dah"]
+    assert read_vocab(lang.path) == words
+    assert read_vocab(lang.path / "words.txt") == words
+    assert sorted(read_vocab(lang.path.parent / "dict")) == sorted(words)

@@ -127,20 +127,25 @@ def test_unknown_config_keys_are_rejected_with_the_valid_ones(tmp_path):
 
 
 def test_evaluation_stages_fill_the_results_table(trained):
-    """Stages 4-5 on the tiny corpus: every evaluation of every features, one table."""
+    """Stages 4-6 on the tiny corpus: the ASR groundwork (lang, LM, GMM, graph), every
+    evaluation of every features, one table."""
     awe = trained / "conf" / "awe.yaml"
     conf = yaml.safe_load(awe.read_text())
     conf["data"].update(min_word_frames=20, max_frames=60)   # tiny words are short
     awe.write_text(yaml.safe_dump(conf))
     sh("./run.sh --preset tiny --nj 2 --stage 4 --awe-seeds '0 1'", cwd=trained)
-    frame_tasks = ["samediff_dtw", "samediff_downsample", "awe", "probe_phone"]
+    frame_tasks = ["samediff_dtw", "samediff_downsample", "awe", "probe_phone", "asr"]
     utt_tasks = ["sv_cosine", "sv_plda", "probe_speaker", "probe_language"]
     table = json.loads((trained / "exp" / "results" / "results.json").read_text())
     assert table["rows"] == ["fbank", "mfcc", *METHODS]
-    assert table["columns"] == frame_tasks[:3] + utt_tasks[:2] + ["probe_phone"] + utt_tasks[2:]
+    assert table["columns"] == (frame_tasks[:3] + utt_tasks[:2] + ["probe_phone"]
+                                + utt_tasks[2:] + ["asr_gmm", "asr"])
     for row in table["rows"]:
         want = utt_tasks if row == "vicreg" else frame_tasks + utt_tasks
+        want += ["asr_gmm"] if row == "mfcc" else []
         assert sorted(table["results"][row]) == sorted(want), row
+    for row in ("mfcc", "fbank"):   # the tiny test set: 2-4 words an utterance
+        assert 0 <= table["results"][row]["asr"]["wer"] < 100, row
     assert table["results"]["cae"]["awe"]["seeds"] == [0, 1]
     md = (trained / "exp" / "results" / "results.md").read_text().splitlines()
     assert len(md) == 2 + len(table["rows"]) and md[-1].startswith("| vicreg | - |")

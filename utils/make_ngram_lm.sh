@@ -18,7 +18,7 @@ oov=              # empty: <lang-dir>/oov.txt (or <unk> with a words.txt)
 # End configuration section.
 
 echo "$0 $*"
-help_message="Usage: $0 [options] <text> <lang-dir|words.txt> <arpa-out>
+help_message="Usage: $0 [options] <text> <lang-dir|words.txt|lexicon> <arpa-out>
 e.g.: $0 --order 3 data/train/text data/lang data/local/lm/train.3gram.arpa.gz
 Options:
   --order <n>              # n-gram order ($order)
@@ -33,7 +33,7 @@ if [ $# -ne 3 ]; then
   exit 1
 fi
 [ -f "$1" ] || { echo "$0: no such text file: $1" >&2; exit 1; }
-[ -e "$2" ] || { echo "$0: no such lang dir or words.txt: $2" >&2; exit 1; }
+[ -e "$2" ] || { echo "$0: no such lang dir, words.txt or lexicon: $2" >&2; exit 1; }
 mkdir -p "$(dirname "$3")"
 
 python -m speechssl.bin.make_ngram_lm --order "$order" --method "$method" \

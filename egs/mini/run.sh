@@ -3,8 +3,9 @@
 # Stage 0 synthesises a multi-speaker, multi-language corpus with exact word and phone
 # alignments (espeak-ng); stage 1 computes Kaldi fbank and MFCC features with CMVN;
 # stage 2 trains each self-supervised method; stage 3 writes their representations;
-# stage 4 evaluates the baselines and every method on every task that fits it; stage 5
-# gathers one results table (exp/results/results.md, one chart per task).
+# stage 4 builds the hybrid ASR's lang, LM, monophone GMM alignments and graph; stage 5
+# evaluates the baselines and every method on every task that fits it; stage 6 gathers one
+# results table (exp/results/results.md, one chart per task).
 #   ./run.sh                      all stages, default corpus (about two hours of audio)
 #   ./run.sh --preset tiny        a corpus of a few seconds, as the tests use
 #   ./run.sh --stage 1            recompute features on an existing corpus
@@ -18,6 +19,7 @@ augment=false    # reverberation, noise, band-pass and gain on top of the clean 
 seed=0
 methods="apc cpc capc cae vicreg"   # conf/<method>.yaml for each
 awe_seeds="0 1 2"                   # CAE-RNN acoustic word embeddings: one training per seed
+lmwt_range=7:17:2                   # ASR LM weights tried on held-out data: each is a pass
 
 help_message="Usage: $0 [options]
 e.g.: $0 --preset tiny
@@ -27,8 +29,10 @@ Stages:
   2  self-supervised training of each method: exp/<method>
   3  evaluation subsets of the training speakers (data/train_eval*, data/train_heldout*)
      and the representations: data/<set>_<method>
-  4  evaluations of fbank, MFCC and each method: exp/<features>/eval/<task>/results.json
-  5  one results table: exp/results/results.md and a chart per task
+  4  hybrid ASR groundwork: data/lang, a trigram LM (data/lang_test), monophone GMM
+     on MFCC (exp/mono), its alignments (exp/mono_ali) and graph (exp/mono/graph)
+  5  evaluations of fbank, MFCC and each method: exp/<features>/eval/<task>/results.json
+  6  one results table: exp/results/results.md and a chart per task
 Options:
   --stage <n>              first stage to run ($stage)
   --stop-stage <n>         last stage to run ($stop_stage)
@@ -37,13 +41,23 @@ Options:
   --augment <true|false>   augmented copy of the corpus ($augment)
   --seed <n>               corpus seed ($seed)
   --methods '<m> ...'      SSL methods, conf/<m>.yaml each ($methods)
-  --awe-seeds '<n> ...'    CAE-RNN trainings per features ($awe_seeds)"
+  --awe-seeds '<n> ...'    CAE-RNN trainings per features ($awe_seeds)
+  --lmwt-range <min:max>   ASR LM weights tried on held-out data ($lmwt_range)"
 
 . ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
 
 sets="train dev test"
+# The tiny preset's few utterances per language train a poor GMM: more of them fail to
+# align (Kaldi drops those with a warning; steps refuse more than this fraction).
+max_fail=0.1
+[ "$preset" != tiny ] || max_fail=0.5
+
+# The LM weight of a decode dir's best WER (score_wer's best_wer ends in wer_<lmwt>).
+best_lmwt() {
+  sed 's/.*wer_//' "$1/best_wer"
+}
 
 # The input of each method: the frame-level ones read MFCC + deltas with CMVN, as in van
 # Staden & Kamper (2021); VICReg reads the audio and makes its own augmented fbank views.
@@ -103,6 +117,26 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
+  # Hybrid ASR groundwork, as Kaldi's recipes: a lang dir from the corpus lexicon, a
+  # trigram LM of the training transcripts, a monophone GMM on MFCC trained on the
+  # evaluation subset (the hybrid DNNs' training data), its alignments and decoding graph.
+  utils/prepare_lang.sh data/local/dict "<unk>" data/local/lang data/lang
+  utils/make_ngram_lm.sh --order 3 data/train/text data/lang data/local/lm/train.3gram.arpa.gz
+  utils/format_lm.sh data/lang data/local/lm/train.3gram.arpa.gz \
+    data/local/dict/lexicon.txt data/lang_test
+  steps/train_mono.sh --cmd "$train_cmd" --nj "$nj" --max-fail-fraction "$max_fail" \
+    data/train_eval_mfcc data/lang exp/mono
+  steps/align_si.sh --cmd "$train_cmd" --nj "$nj" --max-fail-fraction "$max_fail" \
+    data/train_eval_mfcc data/lang exp/mono exp/mono_ali
+  utils/mkgraph.sh data/lang_test exp/mono exp/mono/graph
+  # The GMM's WER: LM weight chosen on held-out utterances of the training speakers.
+  steps/decode.sh --cmd "$decode_cmd" --nj "$nj" --lmwt-range "$lmwt_range" \
+    exp/mono/graph data/train_heldout_mfcc exp/mono/decode_heldout
+  steps/decode.sh --cmd "$decode_cmd" --nj "$nj" --lmwt "$(best_lmwt exp/mono/decode_heldout)" \
+    --model exp/mono/final.mdl exp/mono/graph data/test_mfcc exp/mfcc/eval/asr_gmm
+fi
+
+if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   # Every evaluation writes exp/<features>/eval/<task>/results.json. Frame-level tasks
   # read each data dir as its eval_opts says (MFCC with speaker CMVN and deltas, fbank
   # with CMVN, representations as extracted); utterance-level tasks pool raw features.
@@ -117,6 +151,15 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
       steps/train_awe.sh --nj "$nj" --seeds "$awe_seeds" conf/awe.yaml \
         "data/train_eval_$f" "data/test_$f" data/test/samediff_words "$eval_dir/awe"
       steps/train_probe.sh --task phone "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_phone"
+      # Hybrid ASR: a DNN on the frozen features, trained on the GMM's state alignments.
+      steps/train_hybrid.sh --cmd "$train_cmd" --max-epochs 3 --batch-size 1024 \
+        --num-threads "$nj" --max-unaligned-fraction "$max_fail" \
+        "data/train_eval_$f" exp/mono_ali data/lang "exp/$f/hybrid"
+      steps/decode_hybrid.sh --cmd "$decode_cmd" --nj "$nj" --lmwt-range "$lmwt_range" \
+        exp/mono/graph "data/train_heldout_$f" "exp/$f/hybrid" "exp/$f/hybrid/decode_heldout"
+      steps/decode_hybrid.sh --cmd "$decode_cmd" --nj "$nj" \
+        --lmwt "$(best_lmwt "exp/$f/hybrid/decode_heldout")" \
+        exp/mono/graph "data/test_$f" "exp/$f/hybrid" "$eval_dir/asr"
     fi
     # Utterance level (pooled frames, or the model's embedding): speakers and languages.
     for backend in cosine plda; do
@@ -130,7 +173,7 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   done
 fi
 
-if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
+if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   # One table: rows are features, columns tasks; the best of each column in bold.
   utils/gather_results.sh --rows "fbank mfcc $methods" exp exp/results
 fi

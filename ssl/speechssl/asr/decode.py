@@ -52,18 +52,22 @@ class BestPath:
 
 
 def lmwt_values(spec: str) -> list[int]:
-    """``7:17`` (Kaldi's --min-lmwt/--max-lmwt as one option) or a single ``12``.
+    """``7:17`` (Kaldi's --min-lmwt/--max-lmwt as one option), ``7:17:2`` (every second
+    weight: each weight is a decoding pass here, not a cheap lattice rescoring) or ``12``.
 
-    >>> lmwt_values("7:9"), lmwt_values("12")
-    ([7, 8, 9], [12])
+    >>> lmwt_values("7:9"), lmwt_values("7:17:5"), lmwt_values("12")
+    ([7, 8, 9], [7, 12, 17], [12])
     """
     try:
         parts = [int(x) for x in spec.split(":")]
     except ValueError:
-        raise ValueError(f"LM weights must be N or MIN:MAX integers, got '{spec}'") from None
-    if len(parts) not in (1, 2) or min(parts) < 1 or parts[0] > parts[-1]:
-        raise ValueError(f"LM weights must be N or MIN:MAX with 1 <= MIN <= MAX, got '{spec}'")
-    return list(range(parts[0], parts[-1] + 1))
+        raise ValueError(f"LM weights must be N, MIN:MAX or MIN:MAX:STEP integers, got "
+                         f"'{spec}'") from None
+    if len(parts) not in (1, 2, 3) or min(parts) < 1 or parts[0] > parts[min(1, len(parts) - 1)]:
+        raise ValueError(f"LM weights must be N, MIN:MAX or MIN:MAX:STEP with 1 <= MIN <= MAX"
+                         f" and STEP >= 1, got '{spec}'")
+    step = parts[2] if len(parts) == 3 else 1
+    return list(range(parts[0], parts[min(1, len(parts) - 1)] + 1, step))
 
 
 def read_symbols(path: PathLike) -> dict[str, int]:

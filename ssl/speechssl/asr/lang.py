@@ -332,10 +332,10 @@ def _silence_states(n: int) -> list[str]:
     if n == 1:
         return ["<State> 0 <PdfClass> 0 <Transition> 0 0.75 <Transition> 1 0.25 </State>",
                 "<State> 1 </State>"]
-    p = 1.0 / (n - 1)
-    trans = "".join(f"<Transition> {t} {p:g} " for t in range(n - 1))
+    p = f"{1.0 / (n - 1):.15g}"   # as Perl prints it
+    trans = "".join(f"<Transition> {t} {p} " for t in range(n - 1))
     out = [f"<State> 0 <PdfClass> 0 {trans}</State>"]
-    trans = "".join(f"<Transition> {t} {p:g} " for t in range(1, n))
+    trans = "".join(f"<Transition> {t} {p} " for t in range(1, n))
     out += [f"<State> {s} <PdfClass> {s} {trans}</State>" for s in range(1, n - 1)]
     out.append(f"<State> {n - 1} <PdfClass> {n - 1} <Transition> {n - 1} 0.75 "
                f"<Transition> {n} 0.25 </State>")

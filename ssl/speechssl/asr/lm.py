@@ -2,12 +2,12 @@
 1998, or interpolated Witten-Bell), ARPA files (write, read with line-numbered errors) and
 G.fst (kaldilm's arpa2fst, as Kaldi's utils/format_lm.sh makes it).
 
-The model is kept in ARPA's backoff form: ``probs[n][ngram]`` is the probability of the
-n-gram's last word after its first n - 1 (the interpolated estimate, natural log not
-used: plain probabilities), ``bows[n][ngram]`` the backoff weight of an n-gram used as a
-history.  A word w after history h has probability ``probs[len(h)+1][h+(w,)]`` where that
-n-gram is listed, else ``bows[len(h)].get(h, 1) * p(w | h[1:])``; the backoff weights are
-computed so that each history's distribution over the vocabulary (and ``</s>``) sums to 1.
+The model is kept in ARPA's backoff form: ``probs[n][ngram]`` is the probability (not
+its log) of the n-gram's last word after its first n - 1 words (the interpolated
+estimate), ``bows[n][ngram]`` the backoff weight of an n-gram used as a history.  A word
+w after history h has probability ``probs[len(h)+1][h+(w,)]`` where that n-gram is
+listed, else ``bows[len(h)].get(h, 1) * p(w | h[1:])``; the backoff weights are computed
+so that each history's distribution over the vocabulary (and ``</s>``) sums to 1.
 The vocabulary is a lang dir's words (or any words.txt) without ``<eps>``, ``#0``, ``<s>``
 and ``</s>``; words of the text that are not in it become the OOV word and are counted.
 """
@@ -43,7 +43,7 @@ Ngram = tuple[str, ...]
 class NgramModel:
     order: int
     vocab: list[str]                      # predicted words: the vocabulary and </s>
-    probs: list[dict[Ngram, float]]       # probs[n] for n = 1..order (probs[0] unused)
+    probs: list[dict[Ngram, float]]       # probs[n] for n = 1..order (probabilities)
     bows: list[dict[Ngram, float]]        # bows[n] for n = 1..order-1
     oov_counts: Counter = field(default_factory=Counter)
 
@@ -64,21 +64,26 @@ class NgramModel:
 # --- reading the training text ---------------------------------------------------------------
 
 def read_vocab(path: PathLike) -> list[str]:
-    """The words of a words.txt (``word id`` lines), or of a lang dir's words.txt, without
-    <eps>, #0, <s>, </s>."""
+    """The vocabulary of a lang dir or its words.txt (``word id`` lines), or of a dict dir
+    or a lexicon (``lexicon*.txt``: the first field of each line), without <eps>, #0, <s>
+    and </s>."""
     path = Path(path)
     if path.is_dir():
-        path = path / "words.txt"
+        found = [path / n for n in ("words.txt", "lexiconp.txt", "lexicon.txt")
+                 if (path / n).is_file()]
+        path = found[0] if found else path / "words.txt"
     if not path.is_file():
-        raise InputError("no such file (give a lang dir or its words.txt)", path=path)
+        raise InputError("no such file (give a lang dir, a words.txt or a lexicon)", path=path)
+    lexicon = path.name.startswith("lexicon")
     words = []
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
         fields = line.split()
-        if len(fields) != 2:
-            raise InputError("expected 'word id'", path=path, line=lineno)
+        if not fields or (not lexicon and len(fields) != 2):
+            raise InputError("expected 'word phones...'" if lexicon else "expected 'word id'",
+                             path=path, line=lineno)
         if fields[0] not in NOT_WORDS:
             words.append(fields[0])
-    return words
+    return list(dict.fromkeys(words))
 
 
 def read_sentences(path: PathLike, kaldi_text: bool = True) -> Iterator[tuple[int, list[str]]]:
@@ -290,23 +295,87 @@ def write_arpa(model: NgramModel, path: PathLike) -> None:
             f.write(line + "\n")
 
 
+class _ModelSink:
+    """Keeps every n-gram (read_arpa)."""
+
+    def __init__(self):
+        self.probs: list[dict[Ngram, float]] = [{}]
+        self.bows: list[dict[Ngram, float]] = [{}]
+
+    def new_order(self) -> None:
+        self.probs.append({})
+        self.bows.append({})
+
+    def count(self, n: int) -> int:
+        return len(self.probs[n])
+
+    def orders(self) -> int:   # sections started, plus one
+        return len(self.probs)
+
+    def add(self, n: int, g: Ngram, logp: float, bow: float | None, where: dict) -> None:
+        if g in self.probs[n]:
+            raise InputError(f"n-gram '{' '.join(g)}' listed twice", **where)
+        self.probs[n][g] = 0.0 if logp <= LOG10_ZERO else 10.0 ** logp
+        if bow is not None:
+            self.bows[n][g] = 10.0 ** bow
+
+
+class _ScanSink:
+    """Counts n-grams and the words not in ``words`` (scan_arpa: constant memory)."""
+
+    def __init__(self, words):
+        self.words = words
+        self.counts = [0]
+        self.oov: Counter = Counter()
+
+    def new_order(self) -> None:
+        self.counts.append(0)
+
+    def count(self, n: int) -> int:
+        return self.counts[n]
+
+    def orders(self) -> int:
+        return len(self.counts)
+
+    def add(self, n: int, g: Ngram, logp: float, bow: float | None, where: dict) -> None:
+        self.counts[n] += 1
+        for w in g:
+            if w not in self.words and w not in (BOS, EOS):
+                self.oov[w] += 1
+
+
 def read_arpa(path: PathLike) -> NgramModel:
     """An ARPA file (gzipped or not) as an :class:`NgramModel`; a malformed line, a section
     out of place or a count that disagrees with the header is an error naming the line."""
+    sink = _ModelSink()
+    _read_arpa(path, sink)
+    vocab = [g[0] for g in sink.probs[1] if g[0] != BOS]
+    return NgramModel(len(sink.probs) - 1, vocab, sink.probs, sink.bows + [{}])
+
+
+def scan_arpa(path: PathLike, words) -> tuple[list[int], Counter]:
+    """Check an ARPA file as :func:`read_arpa` does without keeping it (a published LM may
+    hold tens of millions of n-grams): the n-gram counts per order, and the words not in
+    ``words`` with the number of n-grams they are in (format_lm.sh's find_arpa_oovs.pl;
+    arpa2fst drops those n-grams)."""
+    sink = _ScanSink(words)
+    _read_arpa(path, sink)
+    return sink.counts, sink.oov
+
+
+def _read_arpa(path: PathLike, sink) -> None:
     path = Path(path)
     if not path.is_file():
         raise InputError("no such file", path=path)
     try:
         with open_text(path) as f:
-            return _parse_arpa(path, enumerate(f, start=1))
+            _parse_arpa(path, enumerate(f, start=1), sink)
     except (UnicodeDecodeError, gzip.BadGzipFile, EOFError) as e:
         raise InputError(f"not a readable ARPA file ({e})", path=path) from None
 
 
-def _parse_arpa(path: Path, lines: Iterable[tuple[int, str]]) -> NgramModel:
+def _parse_arpa(path: Path, lines: Iterable[tuple[int, str]], sink) -> None:
     declared: dict[int, int] = {}
-    probs: list[dict[Ngram, float]] = [{}]
-    bows: list[dict[Ngram, float]] = [{}]
     section = None   # None: before \data\; 0: in \data\; n: in \n-grams:; -1: after \end\
     for lineno, raw in lines:
         line = raw.strip()
@@ -319,20 +388,17 @@ def _parse_arpa(path: Path, lines: Iterable[tuple[int, str]]) -> NgramModel:
         elif section is None:
             continue   # text before \data\ is allowed (comments)
         elif line == "\\end\\":
-            _check_counts(path, lineno, declared, probs)
+            _check_counts(path, lineno, declared, sink)
             section = -1
         elif line.startswith("\\") and line.endswith("-grams:"):
-            section = _section_start(path, lineno, line, declared, probs, bows)
+            section = _section_start(path, lineno, line, declared, sink)
         elif section == 0:
             _header_line(path, lineno, line, declared)
         else:
-            _ngram_line(path, lineno, line, section, probs, bows)
+            _ngram_line(path, lineno, line, section, sink)
     if section != -1:
         raise InputError("no \\end\\ (truncated ARPA file?)" if section is not None
                          else "no \\data\\ section: not an ARPA file", path=path)
-    order = len(probs) - 1
-    vocab = [g[0] for g in probs[1] if g[0] != BOS]
-    return NgramModel(order, vocab, probs, bows + [{}])
 
 
 def _header_line(path: Path, lineno: int, line: str, declared: dict[int, int]) -> None:
@@ -343,22 +409,21 @@ def _header_line(path: Path, lineno: int, line: str, declared: dict[int, int]) -
     declared[int(fields[1])] = int(fields[2])
 
 
-def _section_start(path, lineno, line, declared, probs, bows) -> int:
+def _section_start(path, lineno, line, declared, sink) -> int:
     try:
         n = int(line[1:-len("-grams:")])
     except ValueError:
         raise InputError(f"bad section header '{line}'", path=path, line=lineno) from None
-    if n != len(probs) or n not in declared:
+    if n != sink.orders() or n not in declared:
         raise InputError(f"section {line} out of order or not declared in \\data\\",
                          path=path, line=lineno)
     if n > 1:
-        _check_counts(path, lineno, {n - 1: declared[n - 1]}, probs)
-    probs.append({})
-    bows.append({})
+        _check_counts(path, lineno, {n - 1: declared[n - 1]}, sink)
+    sink.new_order()
     return n
 
 
-def _ngram_line(path, lineno, line, n, probs, bows) -> None:
+def _ngram_line(path, lineno, line, n, sink) -> None:
     fields = line.split()
     if len(fields) not in (n + 1, n + 2):
         raise InputError(f"expected a log10 probability, {n} words and an optional backoff "
@@ -371,41 +436,34 @@ def _ngram_line(path, lineno, line, n, probs, bows) -> None:
     if logp > 0 or (bow is not None and not math.isfinite(bow)):
         raise InputError(f"bad log10 probability or backoff in '{line}'",
                          path=path, line=lineno)
-    g = tuple(fields[1:n + 1])
-    if g in probs[n]:
-        raise InputError(f"n-gram '{' '.join(g)}' listed twice", path=path, line=lineno)
-    probs[n][g] = 0.0 if logp <= LOG10_ZERO else 10.0 ** logp
-    if bow is not None:
-        bows[n][g] = 10.0 ** bow
+    sink.add(n, tuple(fields[1:n + 1]), logp, bow, {"path": path, "line": lineno})
 
 
-def _check_counts(path, lineno, declared, probs) -> None:
+def _check_counts(path, lineno, declared, sink) -> None:
     for n, count in sorted(declared.items()):
-        if n >= len(probs):
+        if n >= sink.orders():
             raise InputError(f"no \\{n}-grams: section", path=path, line=lineno)
-        if len(probs[n]) != count:
+        if sink.count(n) != count:
             raise InputError(f"\\data\\ declares {count} {n}-grams, the section has "
-                             f"{len(probs[n])}", path=path, line=lineno)
+                             f"{sink.count(n)}", path=path, line=lineno)
 
 
 # --- G.fst -----------------------------------------------------------------------------------
 
-def arpa_oovs(model: NgramModel, words: dict[str, int]) -> Counter:
-    """Words of the ARPA file that are not in words.txt, with the n-grams they are in
-    (format_lm.sh's utils/find_arpa_oovs.pl: arpa2fst drops those n-grams)."""
-    oov: Counter = Counter()
-    for n in range(1, model.order + 1):
-        for g in model.probs[n]:
-            for w in g:
-                if w not in words and w not in (BOS, EOS):
-                    oov[w] += 1
-    return oov
+def import_kaldilm():
+    """kaldilm, imported after kaldi_hmm_gmm and kaldifst: importing either of those after
+    kaldilm hangs the process (a deadlock in their shared libraries' initialisation, seen
+    with kaldilm 1.15.5, kaldifst 1.7.17, kaldi-hmm-gmm 1.1.4)."""
+    import kaldi_hmm_gmm  # noqa: F401
+    import kaldifst  # noqa: F401
+    import kaldilm
+    return kaldilm
 
 
 def arpa_to_g(arpa: PathLike, words_txt: PathLike, out_fst: PathLike) -> None:
     """G.fst as utils/format_lm.sh makes it: kaldilm.arpa2fst with #0 on the backoff arcs,
     <s> and </s> as epsilons, labels from words.txt; written atomically."""
-    import kaldilm
+    kaldilm = import_kaldilm()
     out_fst = Path(out_fst)
     with tempfile.TemporaryDirectory(dir=out_fst.parent) as tmp:
         plain = Path(tmp) / "lm.arpa"

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from speechssl.asr.lang import Lang
-from speechssl.asr.lm import arpa_oovs, arpa_to_g, empty_word_cycles, read_arpa, stochasticity
+from speechssl.asr.lm import arpa_to_g, empty_word_cycles, scan_arpa, stochasticity
 from speechssl.cli import run
 from speechssl.data.write import staged_dir
 from speechssl.errors import InputError
@@ -61,8 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import kaldifst
     args = build_parser().parse_args(argv)
     lang = Lang.load(args.lang_dir)
-    model = read_arpa(args.arpa)
-    oov = arpa_oovs(model, lang.words)
+    counts, oov = scan_arpa(args.arpa, lang.words)
     if oov:
         log.warning("%d words of %s are not in %s/words.txt; arpa2fst drops the %d n-grams "
                     "with them (e.g. %s)", len(oov), args.arpa, args.lang_dir,
@@ -78,7 +77,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     lo, hi = stochasticity(g)
     log.info("G.fst: %d states, %d arcs; stochasticity (fstisstochastic): %.4g %.4g",
              g.num_states, sum(g.num_arcs(s) for s in range(g.num_states)), lo, hi)
-    log.info("Wrote %s: %s with G.fst from %s", args.out_dir, args.lang_dir, args.arpa)
+    log.info("Wrote %s: %s with G.fst from %s (%s)", args.out_dir, args.lang_dir, args.arpa,
+             " ".join(f"{n}-grams={c}" for n, c in enumerate(counts) if n))
     return 0
 
 

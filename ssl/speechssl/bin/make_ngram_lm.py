@@ -29,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the word for words not in the vocabulary (default: the lang "
                         "dir's oov.txt, else <unk>)")
     p.add_argument("text")
-    p.add_argument("vocab", help="a lang dir or a words.txt")
+    p.add_argument("vocab", help="a lang dir or its words.txt (or a dict dir or lexicon)")
     p.add_argument("arpa", help="output ARPA file (gzipped if it ends in .gz)")
     return p
 

@@ -51,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--" + name.replace("_", "-"), type=float,
                        default=getattr(DEFAULTS, name))
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads")
+    p.add_argument("--max-unaligned-fraction", type=float, default=0.1,
+                   help="most utterances that may lack an alignment (align_si's failures)")
     add_device_option(p, "where to train")
     p.add_argument("data_dir")
     p.add_argument("ali_dir")
@@ -94,12 +96,14 @@ def load_targets(ali_dir: Path, lang_dir: Path):
     return tm, pdfs
 
 
-def fit_targets(loader: FeatureLoader, pdfs: dict, ali_dir: Path,
+def fit_targets(loader: FeatureLoader, pdfs: dict, ali_dir: Path, max_unaligned: float,
                 ) -> tuple[list[str], dict, dict]:
     """The utterances with features and alignments, their pdfs fitted to the feature
-    frame counts (checked for every utterance before training starts), and counts."""
+    frame counts (checked for every utterance before training starts), and counts.
+    Utterances that failed to align are skipped and counted, as Kaldi's nnet training
+    does, up to ``max_unaligned`` of them (align_si.sh's --max-fail-fraction)."""
     utts, counts = match_utterances(pdfs, loader.utterances(), ali_dir / "ali.*.gz",
-                                    loader.data.path / "feats.scp")
+                                    loader.data.path / "feats.scp", max_unaligned)
     fitted, adjusted = {}, 0
     for utt in utts:
         n = loader.num_frames.get(utt)
@@ -144,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tm, pdfs = load_targets(ali_dir, Path(args.lang_dir))
     loader = FeatureLoader(args.data_dir, FeatureTransform(cmvn=args.cmvn,
                                                           delta_order=args.delta_order))
-    utts, pdfs, counts = fit_targets(loader, pdfs, ali_dir)
+    utts, pdfs, counts = fit_targets(loader, pdfs, ali_dir, args.max_unaligned_fraction)
     train_utts, cv_utts = hybrid.split_cv(utts, config.cv_fraction, config.seed)
     mean, std, train_frames = hybrid.feature_stats(lambda u: loader[u], train_utts)
 

@@ -166,9 +166,10 @@ def fit_to_frames(labels: list, num_frames: int, path, line: int | None, utt: st
 # ---------------------------------------------------------------- matching
 
 def match_utterances(labelled: Iterable[str], feat_utts: Sequence[str], label_path,
-                     feat_path) -> tuple[list[str], dict[str, int]]:
+                     feat_path, max_unlabelled: float = MAX_UNLABELLED_FRACTION,
+                     ) -> tuple[list[str], dict[str, int]]:
     """The utterances with both labels and features, in feature order, and the counts
-    of those skipped; more than MAX_UNLABELLED_FRACTION unlabelled is an error."""
+    of those skipped; more than ``max_unlabelled`` of them unlabelled is an error."""
     labelled = set(labelled)
     have = set(feat_utts)
     if not have:
@@ -178,10 +179,10 @@ def match_utterances(labelled: Iterable[str], feat_utts: Sequence[str], label_pa
     if no_feats:
         log.warning("%s: skipping labels of %d utterances that have no features in %s (%s)",
                     label_path, len(no_feats), feat_path, examples(no_feats))
-    if len(no_labels) > MAX_UNLABELLED_FRACTION * len(have) or len(no_labels) == len(have):
+    if len(no_labels) > max_unlabelled * len(have) or len(no_labels) == len(have):
         raise InputError(f"{len(no_labels)} of {len(have)} utterances of {feat_path} have no "
                          f"labels here ({examples(no_labels)}); at most "
-                         f"{MAX_UNLABELLED_FRACTION:.0%} may lack them", path=label_path)
+                         f"{max_unlabelled:.0%} may lack them", path=label_path)
     if no_labels:
         log.warning("%s: skipping %d of %d utterances of %s that have no labels (%s)",
                     label_path, len(no_labels), len(have), feat_path, examples(no_labels))

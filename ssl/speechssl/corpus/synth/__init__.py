@@ -19,8 +19,9 @@ Output layout (all tables C-sorted, ``key value...``)::
         samediff_words  (dev, test) <word>_<spk>_<utt>_<start>-<end> <utt> <start> <end>
                         start/end: 10 ms frame indices (end exclusive), 6 digits in the key
     <data-dir>/local/dict/  lexicon.txt (<word> <phones...>, one line per pronunciation;
-                        <sil> sil), nonsilence_phones.txt, silence_phones.txt,
-                        optional_silence.txt, phones.txt (<eps> 0, sil 1, then C order)
+                        <sil> sil; <unk> spn), nonsilence_phones.txt,
+                        silence_phones.txt (sil, spn), optional_silence.txt (sil),
+                        phones.txt (<eps> 0, sil 1, then C order, then spn)
     <data-dir>/speakers           <spk> set= lang= gender= voice= pitch= range= rate= ...
     <data-dir>/summary            counts, seconds of audio per set, rejected sentences
     <data-dir>/rejected_sentences <utt-id> <reason> :: <words>   (replaced, never kept)

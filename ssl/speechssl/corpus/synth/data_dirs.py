@@ -24,6 +24,9 @@ from speechssl.data.trials import Trial
 from speechssl.data.write import write_tables
 from speechssl.fileio import atomic_write
 
+UNKNOWN_WORD = "<unk>"   # the lang dir's OOV word (egs/mini/run.sh)
+UNKNOWN_PHONE = "spn"
+
 CTM_CHANNEL = "1"
 
 
@@ -126,15 +129,18 @@ def make_trials(utts: list[Utterance], seed: int, num_target: int,
 
 def write_lexicon(dict_dir: Path, lexicon: dict[str, set[tuple[str, ...]]]) -> list[str]:
     """Kaldi ``local/dict``: lexicon.txt (one line per pronunciation), the phone lists and
-    ``phones.txt`` (``<eps> 0``, ``sil 1``, then the phones in C order).  Returns phones."""
+    ``phones.txt`` (``<eps> 0``, ``sil 1``, then the phones in C order, then ``spn``).
+    As in Kaldi's recipes, ``<unk>`` (spoken noise, ``spn``, a silence phone) is the word
+    transcripts' unknown words map to; the corpus itself never uses it.  Returns phones."""
     lines = sorted((w, p) for w, prons in lexicon.items() for p in prons)
-    lines.insert(0, (SILENCE_WORD, (SILENCE_PHONE,)))
+    lines[:0] = [(SILENCE_WORD, (SILENCE_PHONE,)), (UNKNOWN_WORD, (UNKNOWN_PHONE,))]
     write_table(dict_dir / "lexicon.txt", [(w, list(p)) for w, p in lines], sort=False)
-    phones = sorted({ph for _, p in lines for ph in p} - {SILENCE_PHONE})
+    phones = sorted({ph for _, p in lines for ph in p} - {SILENCE_PHONE, UNKNOWN_PHONE})
     write_table(dict_dir / "nonsilence_phones.txt", [(p, "") for p in phones])
-    for name in ("silence_phones.txt", "optional_silence.txt"):
-        write_table(dict_dir / name, [(SILENCE_PHONE, "")])
-    symbols = ["<eps>", SILENCE_PHONE] + phones
+    write_table(dict_dir / "silence_phones.txt", [(p, "") for p in (SILENCE_PHONE,
+                                                                     UNKNOWN_PHONE)])
+    write_table(dict_dir / "optional_silence.txt", [(SILENCE_PHONE, "")])
+    symbols = ["<eps>", SILENCE_PHONE] + phones + [UNKNOWN_PHONE]
     write_table(dict_dir / "phones.txt", [(p, str(i)) for i, p in enumerate(symbols)],
                 sort=False)
     return phones
