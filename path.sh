@@ -34,6 +34,18 @@ eval_opt() {
   echo "${value:-$3}"
 }
 
+# check_cmvn DATA-DIR VALUE: --cmvn is true or false, and true needs DATA-DIR/cmvn.scp.
+check_cmvn() {
+  case "$2" in
+    true|false) ;;
+    *) echo "${0##*/}: --cmvn must be true or false, got '$2'" >&2; return 1 ;;
+  esac
+  if [ "$2" = true ] && [ ! -f "$1/cmvn.scp" ]; then
+    echo "${0##*/}: --cmvn true needs $1/cmvn.scp (run steps/compute_cmvn_stats.sh $1)" >&2
+    return 1
+  fi
+}
+
 # check_same_eval_opts TRAIN-DIR TEST-DIR: fail when both dirs have an eval_opts and they
 # differ (the features were made differently; train and test must be read alike).
 check_same_eval_opts() {

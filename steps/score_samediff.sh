@@ -49,13 +49,9 @@ delta_order=${delta_order:-$(eval_opt "$data" delta-order 0)}
 log "reading $data with --cmvn $cmvn --delta-order $delta_order (the options given, else $data/eval_opts)"
 
 case "$method" in dtw|downsample) ;; *) echo "$0: --method must be dtw or downsample, got '$method'" >&2; exit 1 ;; esac
-case "$cmvn" in true|false) ;; *) echo "$0: --cmvn must be true or false, got '$cmvn'" >&2; exit 1 ;; esac
 [ -f "$data/feats.scp" ] || { echo "$0: no $data/feats.scp (make features first, e.g. steps/make_mfcc.sh)" >&2; exit 1; }
 [ -f "$words" ] || { echo "$0: no word list $words (the corpus writes samediff_words for dev and test)" >&2; exit 1; }
-if [ "$cmvn" = true ] && [ ! -f "$data/cmvn.scp" ]; then
-  echo "$0: --cmvn true needs $data/cmvn.scp (run steps/compute_cmvn_stats.sh $data)" >&2
-  exit 1
-fi
+check_cmvn "$data" "$cmvn"
 "$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text --no-wav "$data"
 
 mkdir -p "$dir/log"

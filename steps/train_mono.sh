@@ -62,11 +62,7 @@ for f in "$data/feats.scp" "$data/text" "$lang/phones.txt" "$lang/L.fst" "$lang/
 done
 cmvn=${cmvn:-$(eval_opt "$data" cmvn false)}
 delta_order=${delta_order:-$(eval_opt "$data" delta-order 0)}
-case "$cmvn" in true|false) ;; *) echo "$0: --cmvn must be true or false, got '$cmvn'" >&2; exit 1 ;; esac
-if [ "$cmvn" = true ] && [ ! -f "$data/cmvn.scp" ]; then
-  echo "$0: --cmvn true needs $data/cmvn.scp (run steps/compute_cmvn_stats.sh $data)" >&2
-  exit 1
-fi
+check_cmvn "$data" "$cmvn"
 
 mkdir -p "$dir/log"
 # shellcheck source=../utils/lock_dir.sh

@@ -105,3 +105,14 @@ def test_features_without_eval_opts_get_a_warning(tmp_path):
     (tmp_path / "eval_opts").write_text("--cmvn=true\n--delta-order=2\n")
     proc = sh(f". {ROOT}/path.sh; eval_opt {tmp_path} delta-order 0")
     assert (proc.stdout, proc.stderr) == ("2\n", "")
+
+
+def test_check_cmvn_needs_a_boolean_and_the_stats(tmp_path):
+    """path.sh's check_cmvn, shared by the steps that read features with --cmvn."""
+    assert sh(f". {ROOT}/path.sh; check_cmvn {tmp_path} false").returncode == 0
+    bad = sh(f". {ROOT}/path.sh; check_cmvn {tmp_path} yes", check=False)
+    assert bad.returncode == 1 and "--cmvn must be true or false, got 'yes'" in bad.stderr
+    missing = sh(f". {ROOT}/path.sh; check_cmvn {tmp_path} true", check=False)
+    assert missing.returncode == 1 and f"needs {tmp_path}/cmvn.scp" in missing.stderr
+    (tmp_path / "cmvn.scp").write_text("spk1 x.ark:5\n")
+    assert sh(f". {ROOT}/path.sh; check_cmvn {tmp_path} true").returncode == 0
