@@ -3,7 +3,7 @@
 # best paths (<decode-dir>/scoring/<lmwt>.tra, from steps/decode.sh) against <data>/text, in
 # compute-wer's format (wer_<lmwt>), the best weight (best_wer), per-utterance alignments at it
 # (scoring/wer_details/per_utt), PER from the best paths' phones against <data>/phones.ctm
-# (per_<lmwt>) when both exist, and, last, results.json (task asr).
+# (per_<lmwt>) when both exist, and, last, results.json (task asr, or asr_gmm for a GMM).
 # Missing hypotheses: compute-wer --mode present (Kaldi's scoring), counted in results.json.
 set -euo pipefail
 # shellcheck source=../path.sh

@@ -1,8 +1,10 @@
 """egs/librispeech end to end on a fake LibriSpeech laid out as the real one
 (tests/fake_librispeech.py): stage 0 data dirs and the CPC protocol import checked against
 the fake corpus's own truth, features that line up with the frame labels, APC and CPC
-trained for a few steps (configs shrunk), their representations, and phone and speaker
-probes writing results.json.  Bad input fails naming what was expected where."""
+trained for a few steps (configs shrunk), their representations, phone and speaker
+probes writing results.json, and the hybrid ASR (a fake published lexicon and tgsmall
+LM made from the tiny corpus's dict and transcripts; test-clean made of dev-clean's second
+chapters).  Bad input fails naming what was expected where."""
 
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from corpus_fixtures import tiny_corpus_fixture  # noqa: F401
 from fake_librispeech import FakeLibriSpeech, fake_librispeech_fixture  # noqa: F401
 from speechssl.corpus.cpc_protocol import import_protocol
 from speechssl.corpus.librispeech import prepare
+from speechssl.corpus.librispeech_dict import prepare_dict
 from speechssl.data.audio import AudioReader
 from speechssl.data.table import read_table
 from speechssl.data.validate import Requirements, validate_data_dir
@@ -58,13 +61,62 @@ def shrink_configs(recipe: Path) -> None:
         path.write_text(yaml.safe_dump(conf))
 
 
+def with_test_clean(fake: FakeLibriSpeech, dest: Path) -> Path:
+    """``dest/LibriSpeech``: the fake corpus (linked, so the .flac paths resolve to the
+    same files) plus a test-clean of dev-clean's second chapters, for the ASR stages."""
+    root = dest / "LibriSpeech"
+    root.mkdir(parents=True)
+    for name in ("SPEAKERS.TXT", "train-clean-100", "dev-clean"):
+        (root / name).symlink_to(fake.root / name)
+    for reader in sorted({u.reader for u in fake.subset("dev-clean").values()}):
+        chapter = sorted((fake.root / "dev-clean" / reader).iterdir())[1]
+        (root / "test-clean" / reader).mkdir(parents=True)
+        (root / "test-clean" / reader / chapter.name).symlink_to(chapter)
+    return root
+
+
+def utts_of_test_clean(root: Path) -> list[str]:
+    return sorted(p.stem for p in (root / "test-clean").glob("*/*/*.flac"))
+
+
+def fake_lm_dir(fake: FakeLibriSpeech, tiny: Path, dest: Path) -> Path:
+    """openslr.org/11's files as the recipe reads them, made from the tiny corpus:
+    librispeech-lexicon.txt (its dict's words upper-cased, as the fake transcripts, each
+    phone renamed to letters and a stress digit, tab-separated as published) and
+    lm_tgsmall.arpa.gz, a trigram of the fake corpus's transcripts (all of them: the real
+    LM's vocabulary covers the test sets' words too)."""
+    dest.mkdir()
+    entries = [line.split() for line in
+               (tiny / "data" / "local" / "dict" / "lexicon.txt").read_text().splitlines()]
+    entries = [(w.upper(), phones) for w, *phones in entries if not w.startswith("<")]
+    names = {p: f"{chr(65 + i // 3 % 26)}{chr(65 + i // 78)}{i % 3}"
+             for i, p in enumerate(sorted({p for _, ps in entries for p in ps}))}
+    (dest / "librispeech-lexicon.txt").write_text("".join(
+        f"{w}\t{' '.join(names[p] for p in ps)}\n" for w, ps in entries))
+    work = dest.parent / "lm_work"   # the vocabulary as a dict dir's lexicon.txt
+    work.mkdir()
+    shutil.copy(dest / "librispeech-lexicon.txt", work / "lexicon.txt")
+    (work / "text").write_text("".join(f"{u.utt} {u.text}\n"
+                                       for u in sorted(fake.utts.values(), key=lambda u: u.utt)))
+    sh(f"utils/make_ngram_lm.sh --order 3 --oov '<UNK>' {work}/text {work} "
+       f"{dest}/lm_tgsmall.arpa.gz", cwd=ROOT)
+    return dest
+
+
 @pytest.fixture(scope="module")
-def recipe(fake_librispeech, tmp_path_factory) -> Path:
-    """The recipe run through every stage on the fake corpus."""
+def corpus_root(fake_librispeech, tmp_path_factory) -> Path:
+    return with_test_clean(fake_librispeech, tmp_path_factory.mktemp("corpus"))
+
+
+@pytest.fixture(scope="module")
+def recipe(fake_librispeech, tiny_corpus, corpus_root, tmp_path_factory) -> Path:
+    """The recipe run through every stage on the fake corpus; the tiny data need the
+    permissive alignment failure fraction of egs/mini's tiny preset."""
     recipe = copy_recipe(tmp_path_factory.mktemp("librispeech"))
     shrink_configs(recipe)
-    sh(f"./run.sh --librispeech {fake_librispeech.root} "
-       f"--cpc-labels {fake_librispeech.cpc_labels} --nj 1", cwd=recipe)
+    lm_dir = fake_lm_dir(fake_librispeech, tiny_corpus, recipe / "lm")
+    sh(f"./run.sh --librispeech {corpus_root} --cpc-labels {fake_librispeech.cpc_labels} "
+       f"--nj 1 --lm-dir {lm_dir} --lmwt-range 8:12:4 --max-fail-fraction 0.5", cwd=recipe)
     return recipe
 
 
@@ -115,10 +167,10 @@ def test_protocol_sets_are_the_split_lists_with_their_frame_labels(recipe, fake_
     assert set(train.utt2spk.values()) == set(test.utt2spk.values())  # same readers
 
 
-def test_rerunning_stage_0_rewrites_identical_files(recipe, fake_librispeech):
+def test_rerunning_stage_0_rewrites_identical_files(recipe, fake_librispeech, corpus_root):
     dirs = [recipe / "data" / x for x in ("train_clean_100", "dev_clean", "cpc_test")]
     before = {f: f.read_bytes() for d in dirs for f in sorted(d.iterdir())}
-    sh(f"./run.sh --librispeech {fake_librispeech.root} "
+    sh(f"./run.sh --librispeech {corpus_root} "
        f"--cpc-labels {fake_librispeech.cpc_labels} --stop-stage 0", cwd=recipe)
     assert {f: f.read_bytes() for d in dirs for f in sorted(d.iterdir())} == before
 
@@ -184,6 +236,7 @@ def test_one_table_gathers_every_probe(recipe):
     table = (recipe / "exp" / "results" / "results.md").read_text()
     header = table.splitlines()[0]
     assert "phone probe" in header and "speaker probe" in header, header
+    assert "ASR WER % (hybrid DNN)" in header and "ASR WER % (mono GMM)" in header, header
     for features in FEATURES:
         assert re.search(rf"^\| {features} \|", table, re.M), (features, table)
 
@@ -194,7 +247,109 @@ def test_help_lists_the_options_and_stages():
     for option in ("--librispeech", "--cpc-labels", "--stage", "--stop-stage", "--nj",
                    "--download", "--subsets", "--train-set", "--methods", "--device"):
         assert option in text, option
-    assert [int(n) for n in re.findall(r"^  (\d)  ", text, re.M)] == [0, 1, 2, 3, 4, 5, 6]
+    for option in ("--lm-dir", "--lm", "--lmwt-range", "--max-fail-fraction"):
+        assert option in text, option
+    assert [int(n) for n in re.findall(r"^  (\d)  ", text, re.M)] == list(range(9))
+
+
+# --- stages 6-7: hybrid ASR ---------------------------------------------------------------
+
+def test_dict_and_lang_come_from_the_published_lexicon(recipe):
+    lexicon = (recipe / "data" / "local" / "dict" / "lexicon.txt").read_text().splitlines()
+    assert {"!SIL SIL", "<SPOKEN_NOISE> SPN", "<UNK> SPN"} <= set(lexicon)
+    published = (recipe / "lm" / "librispeech-lexicon.txt").read_text().splitlines()
+    assert len(lexicon) == len(published) + 3
+    assert (recipe / "data" / "lang" / "oov.txt").read_text().split() == ["<UNK>"]
+    assert (recipe / "data" / "lang_test_tgsmall" / "G.fst").is_file()
+
+
+def test_the_mono_gmm_trains_on_the_shortest_utterances(recipe):
+    durations = read_table(recipe / "data" / "train_clean_100" / "utt2dur")
+    chosen = (recipe / "data" / "local" / "train_2kshort.list").read_text().split()
+    assert sorted(chosen) == sorted(durations)  # fewer than 2000: every one
+    d = validate_data_dir(recipe / "data" / "train_2kshort_mfcc", Requirements(feats=True))
+    assert d.utts == sorted(chosen)
+    for f in ("final.mdl", "tree", "num_jobs"):
+        assert (recipe / "exp" / "mono_ali" / f).is_file(), f
+
+
+@pytest.mark.parametrize("features,task,model", [
+    ("mfcc", "asr_gmm", "exp/mono/decode_tgsmall_dev_clean"),
+    *[(f, "asr", f"exp/{f}/hybrid/decode_tgsmall_dev_clean") for f in FEATURES]])
+def test_asr_wer_on_test_clean_at_dev_cleans_best_lm_weight(recipe, fake_librispeech,
+                                                          corpus_root, features, task, model):
+    results = results_of(recipe, features, task)
+    dev = json.loads((recipe / model / "results.json").read_text())
+    assert results["task"] == "asr"
+    assert results["num_utts"] == len(utts_of_test_clean(corpus_root)) == 4, results
+    assert dev["num_utts"] == len(fake_librispeech.subset("dev-clean")), dev
+    assert sorted(dev["wer_by_lmwt"]) == ["12", "8"]
+    assert results["lmwt"] == dev["lmwt"] and list(results["wer_by_lmwt"]) == [str(dev["lmwt"])]
+    assert results["data_dir"] == f"data/test_clean_{features}"
+    assert 0 <= results["wer"] and results["missing_hyps"] == 0, results
+
+
+def test_prepare_dict_groups_stress_variants_and_adds_silence_words(tmp_path):
+    lexicon = tmp_path / "librispeech-lexicon.txt"
+    lexicon.write_text("A\tAH0\nA\tEY1\nABANDON\tAH0 B AE1 N D AH0 N\n"
+                       "ABBOTT\tAE1 B AH0 T\nAH\tAA1\nAHA\tAA2 HH AA1\n")
+    prepare_dict(lexicon, tmp_path / "dict")
+    read = (tmp_path / "dict").joinpath
+    assert read("nonsilence_phones.txt").read_text().splitlines() == [
+        "AA AA1 AA2", "AE AE1", "AH AH0", "B", "D", "EY EY1", "HH", "N", "T"]
+    assert read("silence_phones.txt").read_text().split("\n") == ["SIL", "SPN", ""]
+    assert read("optional_silence.txt").read_text() == "SIL\n"
+    assert read("lexicon.txt").read_text().splitlines() == [
+        "!SIL SIL", "<SPOKEN_NOISE> SPN", "<UNK> SPN", "A AH0", "A EY1",
+        "ABANDON AH0 B AE1 N D AH0 N", "ABBOTT AE1 B AH0 T", "AH AA1", "AHA AA2 HH AA1"]
+    assert read("extra_questions.txt").read_text().splitlines() == [
+        "SIL SPN", "AA AE AH B D EY HH N T", "AH0", "AA1 AE1 EY1", "AA2"]
+
+
+@pytest.mark.parametrize("line,message", [
+    ("ABBEY", "key 'ABBEY': expected 'WORD PHONE [PHONE ...]'"),
+    ("ABBEY AE1 B 1IY", "key 'ABBEY': phone '1IY' is not letters then an optional stress"),
+    ("ABBEY AE1 B IY0\tEY", None),
+    ("ABBEY AE1 SIL", "key 'ABBEY': phone 'SIL': SIL is reserved for the silence phones"),
+    ("<UNK> AE1", "key '<UNK>': the recipe adds this word itself"),
+    ("", "empty line"),
+])
+def test_a_malformed_lexicon_line_is_named(tmp_path, line, message):
+    lexicon = tmp_path / "librispeech-lexicon.txt"
+    lexicon.write_text(f"A\tAH0\n{line}\nB\tB IY1\n")
+    if message is None:  # a tab among the phones is only a separator
+        prepare_dict(lexicon, tmp_path / "dict")
+        assert "ABBEY AE1 B IY0 EY" in (tmp_path / "dict" / "lexicon.txt").read_text()
+        return
+    with pytest.raises(InputError, match=re.escape(f"{lexicon}:2: {message}")):
+        prepare_dict(lexicon, tmp_path / "dict")
+    assert not (tmp_path / "dict").exists()
+
+
+def test_asr_without_the_published_files_says_how_to_get_them(tmp_path):
+    recipe = copy_recipe(tmp_path)
+    for x in ("train_clean_100", "dev_clean", "test_clean"):
+        (recipe / "data" / x).mkdir(parents=True)
+    proc = sh(f"./run.sh --stage 6 --lm-dir {tmp_path}/lm", cwd=recipe, check=False)
+    assert proc.returncode == 1
+    assert (f"no {tmp_path}/lm/librispeech-lexicon.txt: run local/librispeech/download_lm.sh"
+            in proc.stderr), proc.stderr
+
+
+def test_download_lm_offline_and_unknown_files_are_clear_errors(tmp_path):
+    proc = sh(f"local/librispeech/download_lm.sh --url-base http://127.0.0.1:9 {tmp_path}",
+              cwd=RECIPE, check=False)
+    assert proc.returncode == 1
+    assert ("cannot download http://127.0.0.1:9/librispeech-lexicon.txt (is this machine "
+            "offline?)" in proc.stderr), proc.stderr
+    assert not (tmp_path / "librispeech-lexicon.txt").exists()
+    (tmp_path / "librispeech-lexicon.txt").write_text("A AH0\n")
+    proc = sh(f"local/librispeech/download_lm.sh --files librispeech-lexicon.txt {tmp_path}",
+              cwd=RECIPE, check=False)
+    assert proc.returncode == 1 and "has 6 bytes, expected 5627646" in proc.stderr
+    proc = sh(f"local/librispeech/download_lm.sh --files 5-gram.arpa.gz {tmp_path}",
+              cwd=RECIPE, check=False)
+    assert proc.returncode == 1 and "unknown file '5-gram.arpa.gz'" in proc.stderr
 
 
 # --- bad input ----------------------------------------------------------------------------

@@ -140,6 +140,7 @@ def test_evaluation_stages_fill_the_results_table(trained):
     assert table["rows"] == ["fbank", "mfcc", *METHODS]
     assert table["columns"] == (frame_tasks[:3] + utt_tasks[:2] + ["probe_phone"]
                                 + utt_tasks[2:] + ["asr_gmm", "asr"])
+    assert table["results"]["mfcc"]["asr_gmm"]["decode"]["model"] == "gmm"
     for row in table["rows"]:
         want = utt_tasks if row == "vicreg" else frame_tasks + utt_tasks
         want += ["asr_gmm"] if row == "mfcc" else []

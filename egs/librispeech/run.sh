@@ -14,11 +14,18 @@
 # of van Staden & Kamper (2021) on MFCC frames, so its accuracies need not reach those.
 # CAPC and the frame CAE train on same-word pairs from word alignments, which LibriSpeech
 # does not ship, so they are not run here (egs/mini has them).
+# Hybrid ASR (stages 6-7) as Kaldi's egs/librispeech/s5 up to its monophone, with the
+# lexicon and LMs of openslr.org/11 (one distribution: the LMs' words are the lexicon's): a
+# DNN on each features' frames of train-clean-100; test-clean WER at dev-clean's best LM
+# weight. Published (train-clean-100, tgsmall, test-clean; Kaldi tri4b alignments, not a
+# monophone's): pytorch-kaldi MLP 9.6%, liGRU 8.6%; TERA (960 h) + liGRU 8.23%.
 #
 #   ./run.sh --librispeech /data/LibriSpeech --cpc-labels /data/cpc_labels
 #   ./run.sh --download true --librispeech corpus/LibriSpeech --cpc-labels ...
 #   ./run.sh --stage 4 --methods apc      re-run the probes of MFCC, fbank and APC only
-# Results: exp/<features>/eval/probe_{phone,speaker}/results.json; table: exp/results/results.md
+#   ./run.sh --stage 6 --lm-dir /data/librispeech_lm     the hybrid ASR only
+# Results: exp/<features>/eval/{probe_phone,probe_speaker,asr}/results.json,
+# exp/mfcc/eval/asr_gmm/results.json; table: exp/results/results.md
 set -euo pipefail
 
 librispeech=corpus/LibriSpeech  # the LibriSpeech/ folder: SPEAKERS.TXT, train-clean-100/, ...
@@ -26,11 +33,15 @@ cpc_labels=corpus/cpc_labels    # converted_aligned_phones.txt, train_split.txt,
 stage=0
 stop_stage=100
 nj=4
-download=false                  # true: first fetch $subsets from openslr.org/12
-subsets=train-clean-100         # what --download fetches, e.g. "train-clean-100 dev-clean"
+download=false                  # true: first fetch $subsets, and the LM files into $lm_dir
+subsets="train-clean-100 dev-clean test-clean"  # what --download fetches from openslr.org/12
 train_set=train_clean_100       # SSL training data (its labels are not used)
 methods="apc cpc"               # conf/<method>.yaml for each
-device=auto                     # auto (cuda if available, else cpu), cpu or cuda: extraction, probes
+device=auto                     # auto (cuda if available, else cpu), cpu or cuda: extraction, probes, DNNs
+lm_dir=corpus/lm                # librispeech-lexicon.txt, lm_<name>.arpa.gz (openslr.org/11)
+lm=tgsmall                      # decoding LM: $lm_dir/lm_$lm.arpa.gz
+lmwt_range=7:17:2               # ASR LM weights tried on dev-clean: each is a decoding pass
+max_fail_fraction=0.1           # fraction of utterances allowed to fail GMM alignment
 
 help_message="Usage: $0 [options]
 e.g.: $0 --librispeech /data/LibriSpeech --cpc-labels /data/cpc_labels
@@ -43,7 +54,13 @@ Stages:
   4  phone probe on MFCC (+ deltas), fbank and each method:
      exp/<features>/eval/probe_phone/results.json
   5  speaker probe, likewise: exp/<features>/eval/probe_speaker/results.json
-  6  one results table: exp/results/results.md
+  6  hybrid ASR groundwork: data/local/dict and data/lang from the published lexicon,
+     data/lang_test_<lm>, features of dev-clean and test-clean, a monophone GMM on MFCC
+     of the 2000 shortest utterances (exp/mono), alignments of train-clean-100
+     (exp/mono_ali), the graph, the GMM's WER: exp/mfcc/eval/asr_gmm/results.json
+  7  hybrid DNN on MFCC, fbank and each method's train-clean-100 representations,
+     decoded: exp/<features>/eval/asr/results.json
+  8  one results table: exp/results/results.md
 Options:
   --librispeech <dir>      the LibriSpeech/ folder ($librispeech)
   --cpc-labels <dir>       converted_aligned_phones.txt, train_split.txt and test_split.txt
@@ -52,11 +69,16 @@ Options:
   --stage <n>              first stage to run ($stage)
   --stop-stage <n>         last stage to run ($stop_stage)
   --nj <n>                 parallel jobs for features and extraction ($nj)
-  --download <true|false>  fetch --subsets into the parent of --librispeech first ($download)
+  --download <true|false>  fetch --subsets into the parent of --librispeech, and the
+                           lexicon and LMs into --lm-dir, first ($download)
   --subsets '<subset> ...' for --download ($subsets)
   --train-set <name>       data dir to train on ($train_set)
   --methods '<m> ...'      SSL methods, conf/<m>.yaml each ($methods)
-  --device <auto|cpu|cuda> for extraction and probes ($device)"
+  --device <auto|cpu|cuda> for extraction, probes and DNNs ($device)
+  --lm-dir <dir>           librispeech-lexicon.txt and lm_<name>.arpa.gz ($lm_dir)
+  --lm <name>              decoding LM, Kaldi's name: tgsmall, tgmed ($lm)
+  --lmwt-range <min:max[:step]>  ASR LM weights tried on dev-clean ($lmwt_range)
+  --max-fail-fraction <x>  most utterances allowed to fail GMM alignment ($max_fail_fraction)"
 
 . ./path.sh
 . ./cmd.sh
@@ -69,6 +91,32 @@ input_of() {  # input_of <method> <set>
     apc) echo "data/$2_fbank" ;;
     *) echo "data/$2_mfcc" ;;
   esac
+}
+
+# feats <set>: fbank 80 and MFCC 13 of data/<set> with per-speaker CMVN, each in its own
+# copy of the data dir (data/<set>_fbank, data/<set>_mfcc).
+feats() {
+  for feat in fbank mfcc; do
+    utils/copy_data_dir.sh "data/$1" "data/$1_$feat"
+    steps/make_$feat.sh --cmd "$train_cmd" --nj "$nj" "data/$1_$feat" "exp/make_$feat/$1" $feat
+    steps/compute_cmvn_stats.sh "data/$1_$feat" "exp/make_$feat/$1" $feat
+    utils/validate_data_dir.sh "data/$1_$feat"
+  done
+}
+
+# The LM weight of a decode dir's best WER (score_wer's best_wer ends in wer_<lmwt>).
+best_lmwt() {
+  sed 's/.*wer_//' "$1/best_wer"
+}
+
+need_asr_inputs() {
+  for x in train_clean_100 dev_clean test_clean; do
+    [ -d "data/$x" ] || { echo "$0: no data/$x: run stage 0 with ${x//_/-}" >&2; exit 1; }
+  done
+  for f in librispeech-lexicon.txt "lm_$lm.arpa.gz"; do
+    [ -f "$lm_dir/$f" ] || { echo "$0: no $lm_dir/$f: run local/librispeech/download_lm.sh" \
+      "$lm_dir (it only checks and links files fetched by hand from openslr.org/11)" >&2; exit 1; }
+  done
 }
 
 need_protocol() {
@@ -88,6 +136,7 @@ if [ "$stage" -le 0 ] && [ "$stop_stage" -ge 0 ]; then
     fi
     read -r -a subset_list <<< "$subsets"
     local/librispeech/download_and_untar.sh "$(dirname "$librispeech")" "${subset_list[@]}"
+    local/librispeech/download_lm.sh "$lm_dir"
   fi
   local/librispeech/prepare_data.sh "$librispeech" data
   if [ -n "$cpc_labels" ]; then
@@ -107,15 +156,7 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
   if [ -d data/cpc_train ] && [ "$train_set" != train_clean_100 ]; then
     sets="$sets train_clean_100"
   fi
-  for x in $sets; do
-    for feat in fbank mfcc; do
-      utils/copy_data_dir.sh "data/$x" "data/${x}_$feat"
-      steps/make_$feat.sh --cmd "$train_cmd" --nj "$nj" \
-        "data/${x}_$feat" "exp/make_$feat/$x" $feat
-      steps/compute_cmvn_stats.sh "data/${x}_$feat" "exp/make_$feat/$x" $feat
-      utils/validate_data_dir.sh "data/${x}_$feat"
-    done
-  done
+  for x in $sets; do feats "$x"; done
   # The protocol's sets take their features from train-clean-100 (computed once) and
   # their CMVN statistics from their own utterances.
   if [ -d data/cpc_train ]; then
@@ -171,6 +212,58 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
+  # Hybrid ASR groundwork as s5: the published lexicon (<UNK> for other words) and LM, a
+  # flat-start mono GMM on MFCC of the shortest utterances (s5's train_2kshort: easier to
+  # align), its alignments of train-clean-100 and WER. A triphone system (s5's tri1-tri4b)
+  # needs tree building, which kaldi-hmm-gmm 1.1.4 does not expose. Estimated times,
+  # 4 CPU jobs: mono ~5 min, alignment ~20 min, graph ~10 min, decoding 1-3 h a pass.
+  need_asr_inputs
+  local/librispeech/prepare_dict.sh "$lm_dir" data/local/dict
+  utils/prepare_lang.sh data/local/dict "<UNK>" data/local/lang_tmp data/lang
+  utils/format_lm.sh data/lang "$lm_dir/lm_$lm.arpa.gz" data/local/dict/lexicon.txt \
+    "data/lang_test_$lm"
+  [ -f data/train_clean_100_mfcc/feats.scp ] || feats train_clean_100
+  feats dev_clean
+  feats test_clean
+  sort -k2,2g data/train_clean_100/utt2dur | awk 'NR <= 2000 {print $1}' | sort \
+    > data/local/train_2kshort.list
+  utils/subset_data_dir.sh --utt-list data/local/train_2kshort.list data/train_clean_100_mfcc \
+    data/train_2kshort_mfcc
+  steps/train_mono.sh --cmd "$train_cmd" --nj "$nj" --boost-silence 1.25 \
+    --max-fail-fraction "$max_fail_fraction" data/train_2kshort_mfcc data/lang exp/mono
+  steps/align_si.sh --cmd "$train_cmd" --nj "$nj" --boost-silence 1.25 \
+    --max-fail-fraction "$max_fail_fraction" data/train_clean_100_mfcc data/lang exp/mono exp/mono_ali
+  utils/mkgraph.sh "data/lang_test_$lm" exp/mono "exp/mono/graph_$lm"
+  steps/decode.sh --cmd "$decode_cmd" --nj "$nj" --lmwt-range "$lmwt_range" \
+    "exp/mono/graph_$lm" data/dev_clean_mfcc "exp/mono/decode_${lm}_dev_clean"
+  steps/decode.sh --cmd "$decode_cmd" --nj "$nj" --model exp/mono/final.mdl \
+    --lmwt "$(best_lmwt "exp/mono/decode_${lm}_dev_clean")" \
+    "exp/mono/graph_$lm" data/test_clean_mfcc exp/mfcc/eval/asr_gmm
+fi
+
+if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
+  # Hybrid DNN-HMM: an MLP on spliced frames of the frozen features, trained on the mono
+  # alignments' pdf ids. Estimated on train-clean-100 (~36 M frames): ~1 h an epoch on 2 CPU
+  # threads (~10 k frames/s), minutes on a GPU; at most 10 epochs (newbob).
+  for m in $methods; do
+    for x in train_clean_100 dev_clean test_clean; do
+      steps/extract_ssl.sh --cmd "$train_cmd" --nj "$nj" --device "$device" "exp/$m" \
+        "$(input_of "$m" $x)" "data/${x}_$m"
+    done
+  done
+  for f in mfcc fbank $methods; do
+    steps/train_hybrid.sh --cmd "$cuda_cmd" --device "$device" \
+      --max-unaligned-fraction "$max_fail_fraction" \
+      "data/train_clean_100_$f" exp/mono_ali data/lang "exp/$f/hybrid"
+    steps/decode_hybrid.sh --cmd "$decode_cmd" --nj "$nj" --lmwt-range "$lmwt_range" \
+      "exp/mono/graph_$lm" "data/dev_clean_$f" "exp/$f/hybrid" "exp/$f/hybrid/decode_${lm}_dev_clean"
+    steps/decode_hybrid.sh --cmd "$decode_cmd" --nj "$nj" \
+      --lmwt "$(best_lmwt "exp/$f/hybrid/decode_${lm}_dev_clean")" \
+      "exp/mono/graph_$lm" "data/test_clean_$f" "exp/$f/hybrid" "exp/$f/eval/asr"
+  done
+fi
+
+if [ "$stage" -le 8 ] && [ "$stop_stage" -ge 8 ]; then
   # One table of every result: exp/results/results.md (and results.json, charts).
   utils/gather_results.sh --rows "mfcc fbank $methods" exp exp/results
 fi

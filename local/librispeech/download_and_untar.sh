@@ -42,17 +42,8 @@ md5_of() {  # md5_of <subset>: the sum published on openslr.org/12
   esac
 }
 
-fetch() {  # fetch <url> <file>: resumes a partial <file>.part (set -e is off in here)
-  if command -v wget > /dev/null; then
-    wget --continue --no-verbose -O "$2.part" "$1" || return 1
-  elif command -v curl > /dev/null; then
-    curl --fail --location --continue-at - --output "$2.part" "$1" || return 1
-  else
-    echo "$0: neither wget nor curl is installed" >&2
-    return 1
-  fi
-  mv "$2.part" "$2"
-}
+# shellcheck source=fetch.sh
+. local/librispeech/fetch.sh
 
 for subset in "$@"; do
   md5_of "$subset" > /dev/null || {

@@ -49,7 +49,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-active", type=int, default=DEFAULTS.max_active)
     p.add_argument("--min-active", type=int, default=DEFAULTS.min_active)
     p.add_argument("--lattice-beam", type=float, default=DEFAULTS.lattice_beam)
-    p.add_argument("--lmwt-range", default="7:17", help="N, MIN:MAX or MIN:MAX:STEP (local/score.sh)")
+    p.add_argument("--lmwt-range", default="7:17",
+                   help="N, MIN:MAX or MIN:MAX:STEP (local/score.sh)")
     p.add_argument("--write-loglikes", help="x.ark: also write the DNN's log-likelihoods")
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads (DNN)")
     p.add_argument("graph_dir")

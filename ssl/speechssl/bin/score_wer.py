@@ -6,8 +6,8 @@ best weight, per-utterance details at that weight, and PER from the best path's 
 
 Writes to ``<decode-dir>``: ``wer_<lmwt>`` (compute-wer's output), ``per_<lmwt>``,
 ``best_wer`` (``%WER ... <decode-dir>/wer_<lmwt>``), ``scoring/wer_details/per_utt`` and,
-last, ``results.json`` (``task: asr``: WER at the best weight, that weight, SER,
-insertions/deletions/substitutions, PER, and the decoding RTF of
+last, ``results.json`` (``task: asr``, or ``asr_gmm`` for a GMM's decoding: WER at the
+best weight, that weight, SER, insertions/deletions/substitutions, PER, and the decoding RTF of
 ``decode_stats.json`` files).  The best weight is the one of lowest WER (ties: the
 smaller weight); tune it on dev, then decode test with that one weight (``--lmwt``).
 """
@@ -94,6 +94,7 @@ def decode_stats(decode_dir: Path) -> dict:
                     "acoustic_cpu_seconds", "audio_seconds"):
             total[key] = total.get(key, 0) + stats.get(key, 0)
         total["lmwts"] = len(stats.get("lmwts", [])) or 1
+        total["model"] = stats.get("model", "dnn")
     if total.get("audio_seconds"):
         total["rtf"] = round(total["decode_cpu_seconds"] / (total["audio_seconds"]
                                                             * total["lmwts"]), 4)
@@ -118,14 +119,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     line = score.format_counts(wer[best]).splitlines()[0]
     with atomic_write(out / "best_wer") as f:
         f.write(f"{line} {out}/wer_{best}\n")
-    results = {"task": "asr", "features": args.features or data.name,
+    stats = decode_stats(out)
+    # The table's column: the hybrid DNN's WER, or the GMM's (a column of its own).
+    task = "asr_gmm" if stats.get("model") == "gmm" else "asr"
+    results = {"task": task, "features": args.features or data.name,
                **wer[best].as_dict("wer"), "lmwt": best,
                "ser": round(wer[best].sentence_error_rate, 2),
                "num_utts": wer[best].sentences, "missing_hyps": wer[best].missing,
                "mode": args.mode, "wer_by_lmwt": {str(w): round(wer[w].error_rate, 2)
                                                   for w in weights},
                **per_results(data, lang, out, refs, best, args.mode),
-               "decode": decode_stats(out), "data_dir": str(data)}
+               "decode": stats, "data_dir": str(data)}
     write_results(out, results)
     log.info("%s (LM weight %d of %d-%d)", line, best, weights[0], weights[-1])
     return 0
