@@ -46,6 +46,16 @@ check_cmvn() {
   fi
 }
 
+# best_lmwt DECODE-DIR: the LM weight of the decode dir's best WER (steps/score_wer.sh's
+# best_wer line ends in <decode-dir>/wer_<lmwt>), to decode the test set at.
+best_lmwt() {
+  if [ ! -f "$1/best_wer" ]; then
+    echo "${0##*/}: no $1/best_wer (run steps/decode.sh on it first)" >&2
+    return 1
+  fi
+  sed 's/.*wer_//' "$1/best_wer"
+}
+
 # check_same_eval_opts TRAIN-DIR TEST-DIR: fail when both dirs have an eval_opts and they
 # differ (the features were made differently; train and test must be read alike).
 check_same_eval_opts() {

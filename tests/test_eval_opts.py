@@ -116,3 +116,11 @@ def test_check_cmvn_needs_a_boolean_and_the_stats(tmp_path):
     assert missing.returncode == 1 and f"needs {tmp_path}/cmvn.scp" in missing.stderr
     (tmp_path / "cmvn.scp").write_text("spk1 x.ark:5\n")
     assert sh(f". {ROOT}/path.sh; check_cmvn {tmp_path} true").returncode == 0
+
+
+def test_best_lmwt_reads_score_wers_best_line(tmp_path):
+    (tmp_path / "best_wer").write_text(
+        f"%WER 1.23 [ 4 / 325, 1 ins, 0 del, 3 sub ] {tmp_path}/wer_11\n")
+    assert sh(f". {ROOT}/path.sh; best_lmwt {tmp_path}").stdout == "11\n"
+    missing = sh(f". {ROOT}/path.sh; best_lmwt {tmp_path}/none", check=False)
+    assert missing.returncode == 1 and "no " in missing.stderr

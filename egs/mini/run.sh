@@ -42,7 +42,7 @@ Options:
   --seed <n>               corpus seed ($seed)
   --methods '<m> ...'      SSL methods, conf/<m>.yaml each ($methods)
   --awe-seeds '<n> ...'    CAE-RNN trainings per features ($awe_seeds)
-  --lmwt-range <min:max>   ASR LM weights tried on held-out data ($lmwt_range)"
+  --lmwt-range <min:max[:step]>  ASR LM weights tried on held-out data ($lmwt_range)"
 
 . ./path.sh
 . ./cmd.sh
@@ -53,11 +53,6 @@ sets="train dev test"
 # align (Kaldi drops those with a warning; steps refuse more than this fraction).
 max_fail=0.1
 [ "$preset" != tiny ] || max_fail=0.5
-
-# The LM weight of a decode dir's best WER (score_wer's best_wer ends in wer_<lmwt>).
-best_lmwt() {
-  sed 's/.*wer_//' "$1/best_wer"
-}
 
 # The input of each method: the frame-level ones read MFCC + deltas with CMVN, as in van
 # Staden & Kamper (2021); VICReg reads the audio and makes its own augmented fbank views.
@@ -132,45 +127,20 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   # The GMM's WER: LM weight chosen on held-out utterances of the training speakers.
   steps/decode.sh --cmd "$decode_cmd" --nj "$nj" --lmwt-range "$lmwt_range" \
     exp/mono/graph data/train_heldout_mfcc exp/mono/decode_heldout
-  steps/decode.sh --cmd "$decode_cmd" --nj "$nj" --lmwt "$(best_lmwt exp/mono/decode_heldout)" \
-    --model exp/mono/final.mdl exp/mono/graph data/test_mfcc exp/mfcc/eval/asr_gmm
+  lmwt=$(best_lmwt exp/mono/decode_heldout)   # an assignment: set -e sees a failure
+  steps/decode.sh --cmd "$decode_cmd" --nj "$nj" --lmwt "$lmwt" --model exp/mono/final.mdl \
+    exp/mono/graph data/test_mfcc exp/mfcc/eval/asr_gmm
 fi
 
 if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
-  # Every evaluation writes exp/<features>/eval/<task>/results.json. Frame-level tasks
-  # read each data dir as its eval_opts says (MFCC with speaker CMVN and deltas, fbank
-  # with CMVN, representations as extracted); utterance-level tasks pool raw features.
-  for f in fbank mfcc $methods; do
-    eval_dir=exp/$f/eval
-    if [ -f "data/test_$f/feats.scp" ]; then
-      # Frame-level representations: word discrimination and the phone probe.
-      for how in dtw downsample; do
-        steps/score_samediff.sh --nj "$nj" --method $how \
-          "data/test_$f" data/test/samediff_words "$eval_dir/samediff_$how"
-      done
-      steps/train_awe.sh --nj "$nj" --seeds "$awe_seeds" conf/awe.yaml \
-        "data/train_eval_$f" "data/test_$f" data/test/samediff_words "$eval_dir/awe"
-      steps/train_probe.sh --task phone "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_phone"
-      # Hybrid ASR: a DNN on the frozen features, trained on the GMM's state alignments.
-      steps/train_hybrid.sh --cmd "$train_cmd" --max-epochs 3 --batch-size 1024 \
-        --num-threads "$nj" --max-unaligned-fraction "$max_fail" \
-        "data/train_eval_$f" exp/mono_ali data/lang "exp/$f/hybrid"
-      steps/decode_hybrid.sh --cmd "$decode_cmd" --nj "$nj" --lmwt-range "$lmwt_range" \
-        exp/mono/graph "data/train_heldout_$f" "exp/$f/hybrid" "exp/$f/hybrid/decode_heldout"
-      steps/decode_hybrid.sh --cmd "$decode_cmd" --nj "$nj" \
-        --lmwt "$(best_lmwt "exp/$f/hybrid/decode_heldout")" \
-        exp/mono/graph "data/test_$f" "exp/$f/hybrid" "$eval_dir/asr"
-    fi
-    # Utterance level (pooled frames, or the model's embedding): speakers and languages.
-    for backend in cosine plda; do
-      steps/score_sv.sh --backend $backend --train-dir "data/train_eval_$f" \
-        "data/test_$f" data/test/trials "$eval_dir/sv_$backend"
-    done
-    steps/train_probe.sh --task speaker \
-      "data/train_eval_$f" "data/train_heldout_$f" "$eval_dir/probe_speaker"
-    steps/train_probe.sh --task language \
-      "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_language"
-  done
+  # Every evaluation writes exp/<features>/eval/<task>/results.json (local/mini/evaluate.sh:
+  # frame-level features get same-different, AWEs, the phone probe and hybrid ASR; all
+  # get SV and the speaker and language probes). Most steps use one core, so $nj
+  # features are evaluated side by side; logs: exp/evaluate/log/evaluate.<n>.log.
+  rows="fbank mfcc $methods"
+  $train_cmd --max-jobs-run "$nj" JOB=1:"$(wc -w <<< "$rows")" \
+    exp/evaluate/log/evaluate.JOB.log local/mini/evaluate.sh --cmd "$train_cmd" \
+    --awe-seeds "$awe_seeds" --lmwt-range "$lmwt_range" --max-fail "$max_fail" JOB "$rows"
 fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then

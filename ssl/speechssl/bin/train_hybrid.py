@@ -133,6 +133,15 @@ def write_outputs(exp: Path, ali_dir: Path, model, config, meta: dict, counts: n
 
 
 def peak_rss_mb() -> float:
+    """This process's peak resident memory: /proc's VmHWM where there is one, as a child's
+    ru_maxrss starts at its parent's peak on Linux (fork then exec)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0   # kB
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # KiB on Linux
 
 

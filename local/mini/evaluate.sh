@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Every evaluation of one features' data dirs (egs/mini stage 5): exp/<f>/eval/<task>/.
+# Frame-level features (data/test_<f>/feats.scp): same-different (DTW, downsampled),
+# CAE-RNN AWEs, the phone probe and hybrid ASR (a DNN on the GMM's alignments, the LM
+# weight chosen on data/train_heldout_<f>); every features: speaker verification (cosine,
+# PLDA), speaker and language probes. Each step reads its data dir as eval_opts says.
+set -euo pipefail
+
+# Begin configuration section.
+cmd=run_local.sh   # job runner of the steps that take one
+nj=1               # jobs inside each step (run.sh runs several features side by side)
+awe_seeds="0 1 2"
+lmwt_range=7:17:2  # LM weights tried on the held-out utterances
+max_fail=0.1       # utterances allowed to lack an alignment (align_si.sh's failures)
+# End configuration section.
+
+help_message="Usage: $0 [options] <n> '<features> ...'
+Evaluates the n-th features of the list (1-based: a job runner's JOB).
+e.g.: $0 --awe-seeds '0 1 2' 2 'fbank mfcc apc'  # evaluates mfcc
+Options:
+  --cmd <job-runner>       # for the steps that take one ($cmd)
+  --nj <n>                 # jobs inside each step ($nj)
+  --awe-seeds '<n> ...'    # CAE-RNN trainings ($awe_seeds)
+  --lmwt-range <min:max[:step]> # ASR LM weights tried on held-out data ($lmwt_range)
+  --max-fail <x>           # utterances allowed to lack an alignment ($max_fail)"
+
+echo "$0 $*"
+. ./path.sh
+. utils/parse_options.sh
+
+if [ $# -ne 2 ]; then
+  printf '%s\n' "$help_message" >&2
+  exit 1
+fi
+read -r -a rows <<< "$2"
+if [[ ! "$1" =~ ^[1-9][0-9]*$ ]] || [ "$1" -gt "${#rows[@]}" ]; then
+  echo "$0: <n> must be 1 to ${#rows[@]} (the features '$2'), got '$1'" >&2
+  exit 1
+fi
+f=${rows[$1 - 1]}
+eval_dir=exp/$f/eval
+
+if [ -f "data/test_$f/feats.scp" ]; then
+  for how in dtw downsample; do
+    steps/score_samediff.sh --nj "$nj" --method $how \
+      "data/test_$f" data/test/samediff_words "$eval_dir/samediff_$how"
+  done
+  steps/train_awe.sh --nj "$nj" --seeds "$awe_seeds" conf/awe.yaml \
+    "data/train_eval_$f" "data/test_$f" data/test/samediff_words "$eval_dir/awe"
+  steps/train_probe.sh --task phone "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_phone"
+  steps/train_hybrid.sh --cmd "$cmd" --max-epochs 3 --batch-size 1024 \
+    --max-unaligned-fraction "$max_fail" \
+    "data/train_eval_$f" exp/mono_ali data/lang "exp/$f/hybrid"
+  steps/decode_hybrid.sh --cmd "$cmd" --nj "$nj" --lmwt-range "$lmwt_range" \
+    exp/mono/graph "data/train_heldout_$f" "exp/$f/hybrid" "exp/$f/hybrid/decode_heldout"
+  lmwt=$(best_lmwt "exp/$f/hybrid/decode_heldout")   # an assignment: set -e sees a failure
+  steps/decode_hybrid.sh --cmd "$cmd" --nj "$nj" --lmwt "$lmwt" \
+    exp/mono/graph "data/test_$f" "exp/$f/hybrid" "$eval_dir/asr"
+fi
+for backend in cosine plda; do
+  steps/score_sv.sh --backend $backend --train-dir "data/train_eval_$f" \
+    "data/test_$f" data/test/trials "$eval_dir/sv_$backend"
+done
+steps/train_probe.sh --task speaker \
+  "data/train_eval_$f" "data/train_heldout_$f" "$eval_dir/probe_speaker"
+steps/train_probe.sh --task language \
+  "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_language"
+log "done evaluating $f"
