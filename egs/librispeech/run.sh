@@ -42,6 +42,7 @@ lm_dir=corpus/lm                # librispeech-lexicon.txt, lm_<name>.arpa.gz (op
 lm=tgsmall                      # decoding LM: $lm_dir/lm_$lm.arpa.gz
 lmwt_range=7:17:2               # ASR LM weights tried on dev-clean: each is a decoding pass
 max_fail_fraction=0.1           # fraction of utterances allowed to fail GMM alignment
+decode_opts=                    # extra options of every decoding, e.g. "--beam 10 --max-active 3000"
 
 help_message="Usage: $0 [options]
 e.g.: $0 --librispeech /data/LibriSpeech --cpc-labels /data/cpc_labels
@@ -78,7 +79,8 @@ Options:
   --lm-dir <dir>           librispeech-lexicon.txt and lm_<name>.arpa.gz ($lm_dir)
   --lm <name>              decoding LM, Kaldi's name: tgsmall, tgmed ($lm)
   --lmwt-range <min:max[:step]>  ASR LM weights tried on dev-clean ($lmwt_range)
-  --max-fail-fraction <x>  most utterances allowed to fail GMM alignment ($max_fail_fraction)"
+  --max-fail-fraction <x>  most utterances allowed to fail GMM alignment ($max_fail_fraction)
+  --decode-opts '<opts>'   extra options of steps/decode.sh, e.g. '--beam 10' ($decode_opts)"
 
 . ./path.sh
 . ./cmd.sh
@@ -102,11 +104,6 @@ feats() {
     steps/compute_cmvn_stats.sh "data/$1_$feat" "exp/make_$feat/$1" $feat
     utils/validate_data_dir.sh "data/$1_$feat"
   done
-}
-
-# The LM weight of a decode dir's best WER (score_wer's best_wer ends in wer_<lmwt>).
-best_lmwt() {
-  sed 's/.*wer_//' "$1/best_wer"
 }
 
 need_asr_inputs() {
@@ -234,11 +231,13 @@ if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   steps/align_si.sh --cmd "$train_cmd" --nj "$nj" --boost-silence 1.25 \
     --max-fail-fraction "$max_fail_fraction" data/train_clean_100_mfcc data/lang exp/mono exp/mono_ali
   utils/mkgraph.sh "data/lang_test_$lm" exp/mono "exp/mono/graph_$lm"
-  steps/decode.sh --cmd "$decode_cmd" --nj "$nj" --lmwt-range "$lmwt_range" \
+  # shellcheck disable=SC2086  # $decode_opts: several words
+  steps/decode.sh --cmd "$decode_cmd" --nj "$nj" --lmwt-range "$lmwt_range" $decode_opts \
     "exp/mono/graph_$lm" data/dev_clean_mfcc "exp/mono/decode_${lm}_dev_clean"
-  steps/decode.sh --cmd "$decode_cmd" --nj "$nj" --model exp/mono/final.mdl \
-    --lmwt "$(best_lmwt "exp/mono/decode_${lm}_dev_clean")" \
-    "exp/mono/graph_$lm" data/test_clean_mfcc exp/mfcc/eval/asr_gmm
+  lmwt=$(best_lmwt "exp/mono/decode_${lm}_dev_clean")   # an assignment: set -e sees a failure
+  # shellcheck disable=SC2086
+  steps/decode.sh --cmd "$decode_cmd" --nj "$nj" --model exp/mono/final.mdl --lmwt "$lmwt" \
+    $decode_opts "exp/mono/graph_$lm" data/test_clean_mfcc exp/mfcc/eval/asr_gmm
 fi
 
 if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
@@ -255,10 +254,13 @@ if [ "$stage" -le 7 ] && [ "$stop_stage" -ge 7 ]; then
     steps/train_hybrid.sh --cmd "$cuda_cmd" --device "$device" \
       --max-unaligned-fraction "$max_fail_fraction" \
       "data/train_clean_100_$f" exp/mono_ali data/lang "exp/$f/hybrid"
+    # shellcheck disable=SC2086
     steps/decode_hybrid.sh --cmd "$decode_cmd" --nj "$nj" --lmwt-range "$lmwt_range" \
-      "exp/mono/graph_$lm" "data/dev_clean_$f" "exp/$f/hybrid" "exp/$f/hybrid/decode_${lm}_dev_clean"
-    steps/decode_hybrid.sh --cmd "$decode_cmd" --nj "$nj" \
-      --lmwt "$(best_lmwt "exp/$f/hybrid/decode_${lm}_dev_clean")" \
+      $decode_opts "exp/mono/graph_$lm" "data/dev_clean_$f" "exp/$f/hybrid" \
+      "exp/$f/hybrid/decode_${lm}_dev_clean"
+    lmwt=$(best_lmwt "exp/$f/hybrid/decode_${lm}_dev_clean")
+    # shellcheck disable=SC2086
+    steps/decode_hybrid.sh --cmd "$decode_cmd" --nj "$nj" --lmwt "$lmwt" $decode_opts \
       "exp/mono/graph_$lm" "data/test_clean_$f" "exp/$f/hybrid" "exp/$f/eval/asr"
   done
 fi
