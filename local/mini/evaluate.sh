@@ -10,7 +10,8 @@ set -euo pipefail
 cmd=run_local.sh   # job runner of the steps that take one
 nj=1               # jobs inside each step (run.sh runs several features side by side)
 awe_seeds="0 1 2"
-lmwt_range=7:17:2  # LM weights tried on the held-out utterances
+lmwt_range=7:17:5  # LM weights tried on the held-out utterances
+decode_opts=       # extra options of steps/decode.sh, e.g. "--beam 10"
 max_fail=0.1       # utterances allowed to lack an alignment (align_si.sh's failures)
 # End configuration section.
 
@@ -22,6 +23,7 @@ Options:
   --nj <n>                 # jobs inside each step ($nj)
   --awe-seeds '<n> ...'    # CAE-RNN trainings ($awe_seeds)
   --lmwt-range <min:max[:step]> # ASR LM weights tried on held-out data ($lmwt_range)
+  --decode-opts '<opts>'   # extra options of steps/decode.sh ($decode_opts)
   --max-fail <x>           # utterances allowed to lack an alignment ($max_fail)"
 
 echo "$0 $*"
@@ -51,10 +53,12 @@ if [ -f "data/test_$f/feats.scp" ]; then
   steps/train_hybrid.sh --cmd "$cmd" --max-epochs 3 --batch-size 1024 \
     --max-unaligned-fraction "$max_fail" \
     "data/train_eval_$f" exp/mono_ali data/lang "exp/$f/hybrid"
-  steps/decode_hybrid.sh --cmd "$cmd" --nj "$nj" --lmwt-range "$lmwt_range" \
+  # shellcheck disable=SC2086  # $decode_opts: several words
+  steps/decode_hybrid.sh --cmd "$cmd" --nj "$nj" --lmwt-range "$lmwt_range" $decode_opts \
     exp/mono/graph "data/train_heldout_$f" "exp/$f/hybrid" "exp/$f/hybrid/decode_heldout"
   lmwt=$(best_lmwt "exp/$f/hybrid/decode_heldout")   # an assignment: set -e sees a failure
-  steps/decode_hybrid.sh --cmd "$cmd" --nj "$nj" --lmwt "$lmwt" \
+  # shellcheck disable=SC2086
+  steps/decode_hybrid.sh --cmd "$cmd" --nj "$nj" --lmwt "$lmwt" $decode_opts \
     exp/mono/graph "data/test_$f" "exp/$f/hybrid" "$eval_dir/asr"
 fi
 for backend in cosine plda; do
