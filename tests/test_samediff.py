@@ -66,21 +66,23 @@ def test_dtw_distances_match_textbook():
     np.testing.assert_allclose(got, want, atol=1e-9)
 
 
-def test_downsample_distances_are_cosine_of_flattened():
+def test_downsample_distances_are_cosine_of_flattened(monkeypatch):
     rng = np.random.default_rng(2)
-    segs = [rng.standard_normal((int(rng.integers(1, 30)), 4)) for _ in range(5)]
+    segs = [rng.standard_normal((int(rng.integers(1, 30)), 4)) for _ in range(11)]
     emb = np.stack([samediff.downsample(s).ravel() for s in segs])
+    monkeypatch.setattr(samediff, "ROW_BLOCK", 3)   # pairs across several row blocks
     got = samediff.pairwise_distances(segs, "downsample")
     k = 0
-    for a in range(5):
-        for b in range(a + 1, 5):
+    for a in range(11):
+        for b in range(a + 1, 11):
             cos = emb[a] @ emb[b] / np.linalg.norm(emb[a]) / np.linalg.norm(emb[b])
             assert got[k] == pytest.approx(1 - cos, abs=1e-12), (a, b)
             k += 1
 
 
 @pytest.mark.parametrize("method", samediff.METHODS)
-def test_nj2_equals_nj1(method):
+def test_nj2_equals_nj1(method, monkeypatch):
+    monkeypatch.setattr(samediff, "ROW_BLOCK", 7)   # chunks start and end inside blocks
     rng = np.random.default_rng(3)
     segs = [rng.standard_normal((int(rng.integers(2, 20)), 6)) for _ in range(40)]
     one = samediff.pairwise_distances(segs, method, nj=1)

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from speechssl.data.table import PathLike, iter_table
+from speechssl.asr.lang import read_symbols  # noqa: F401  (callers use dec.read_symbols)
+from speechssl.data.table import PathLike
 from speechssl.errors import InputError
 
 POSITION = re.compile(r"_[BEIS]$")   # Kaldi's word-position suffixes of phones.txt
@@ -68,18 +69,6 @@ def lmwt_values(spec: str) -> list[int]:
                          f" and STEP >= 1, got '{spec}'")
     step = parts[2] if len(parts) == 3 else 1
     return list(range(parts[0], parts[min(1, len(parts) - 1)] + 1, step))
-
-
-def read_symbols(path: PathLike) -> dict[str, int]:
-    """A Kaldi symbol table (``words.txt``, ``phones.txt``): symbol -> id."""
-    table: dict[str, int] = {}
-    for lineno, sym, rest in iter_table(path, min_fields=2, max_fields=2):
-        try:
-            table[sym] = int(rest)
-        except ValueError:
-            raise InputError(f"'{rest}' is not an integer id", path=path, line=lineno,
-                             key=sym) from None
-    return table
 
 
 # ---------------------------------------------------------------- graph and model
