@@ -11,6 +11,7 @@ set -euo pipefail
 cmd=run_local.sh
 nproc=1                # processes (>1: data-parallel with torchrun, one per GPU on CUDA)
 device=auto            # auto (cuda if available, else cpu), cpu or cuda
+num_threads=           # torch threads on CPU (empty: torch's default, one per core)
 overrides=             # config values to change, e.g. "train.max_steps=100 train.seed=1"
 # End configuration section.
 
@@ -21,6 +22,7 @@ Options:
   --cmd <job-runner>        # how to run the job, e.g. run_local.sh or 'run_slurm.sh --gpu 2' ($cmd)
   --nproc <n>               # training processes; >1 launches torchrun ($nproc)
   --device <auto|cpu|cuda>  # where to train; auto: cuda if available ($device)
+  --num-threads <n>         # torch threads on CPU; 1 when trainings run side by side
   --overrides <'k=v ...'>   # config values to change (YAML values without blanks),
                             # e.g. 'train.epochs=10 optim.betas=[0.9,0.98]'"
 # shellcheck source=../utils/parse_options.sh
@@ -38,6 +40,9 @@ dir=$3
 case $nproc in
   '' | *[!0-9]* | 0) echo "$0: --nproc must be a positive integer, got '$nproc'" >&2; exit 1 ;;
 esac
+case $num_threads in
+  *[!0-9]* | 0) echo "$0: --num-threads must be a positive integer, got '$num_threads'" >&2; exit 1 ;;
+esac
 case $device in
   auto | cpu | cuda) ;;
   *) echo "$0: --device must be auto, cpu or cuda, got '$device'" >&2; exit 1 ;;
@@ -49,6 +54,7 @@ mkdir -p "$dir"
 "$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text --no-wav "$data"
 
 opts=(--device "$device")
+[ -z "$num_threads" ] || opts+=(--num-threads "$num_threads")
 read -r -a kvs <<< "$overrides"  # split on blanks, without glob expansion
 for kv in ${kvs[@]+"${kvs[@]}"}; do opts+=(--override "$kv"); done
 if [ "$nproc" -gt 1 ]; then

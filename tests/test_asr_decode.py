@@ -24,7 +24,7 @@ from asr_tiny_models import (
 from conftest import ROOT
 from recipe_fixtures import mini_recipe_fixture  # noqa: F401
 from speechssl.asr import decode as dec
-from speechssl.asr import score
+from speechssl.asr import model_io, score
 from speechssl.bin import decode as decode_bin
 from speechssl.bin import score_wer, train_hybrid
 from speechssl.errors import InputError
@@ -58,7 +58,7 @@ def test_ideal_scores_decode_to_the_words_and_phones(tmp_path):
     path = dec.decode_loglikes(decoder, tm, tm.transition_id_to_pdf_array(), ll, 0.1, "u")
     assert path.succeeded and path.words == words
     assert [tm.transition_id_to_pdf(t) for t in path.alignment] == pdfs.tolist()
-    assert dec.phone_instances(path.alignment, tm) == words
+    assert model_io.phones_of_alignment(tm, path.alignment) == words
 
 
 @pytest.fixture(scope="module", name="setup")

@@ -198,3 +198,46 @@ def test_phones_of_another_lang_are_refused_naming_both_files(tmp_path):
     with pytest.raises(InputError, match=r"a\.txt: phone symbols differ from those of "
                                          r".*c\.txt"):
         model_io.check_phones_compatible(tmp_path / "a.txt", tmp_path / "c.txt")
+
+
+def _alignment(tm, phones: list[int], durations: list[list[int]], reordered: bool):
+    """The transition ids of phones with the given frames per HMM state: each state's
+    self-loops before its forward transition, or after it (Kaldi's reordered graphs)."""
+    from asr_tiny_models import phone_tids
+
+    pieces = []
+    for phone, frames in zip(phones, durations, strict=True):
+        piece = []
+        for (loop, forward), n in zip(phone_tids(tm, phone), frames, strict=True):
+            piece += [forward] + [loop] * (n - 1) if reordered else [loop] * (n - 1) + [forward]
+        pieces.append(piece)
+    return pieces
+
+
+@pytest.mark.parametrize("reordered", [False, True])
+def test_split_to_phones_recovers_each_instance(reordered):
+    """Random phone strings with repeats of the same phone back to back, one to four frames
+    per state, in both self-loop orders: the split gives back each phone instance."""
+    from asr_tiny_models import tiny_transition_model
+
+    tm, _ = tiny_transition_model(3)
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        phones = [int(p) for p in rng.integers(1, 4, size=rng.integers(1, 8))]
+        durations = [[int(n) for n in rng.integers(1, 5, size=3)] for _ in phones]
+        pieces = _alignment(tm, phones, durations, reordered)
+        ali = [t for piece in pieces for t in piece]
+        got, ok = model_io.split_to_phones(tm, ali)
+        assert ok and got == pieces, (phones, durations)
+        assert model_io.phones_of_alignment(tm, np.array(ali, np.int32)) == phones
+
+
+def test_split_to_phones_flags_implausible_alignments():
+    from asr_tiny_models import tiny_transition_model
+
+    tm, _ = tiny_transition_model(3)
+    one, two = _alignment(tm, [1, 2], [[2, 2, 2], [1, 1, 1]], reordered=False)
+    assert model_io.split_to_phones(tm, []) == ([], True)
+    assert model_io.split_to_phones(tm, one[:-1]) == ([one[:-1]], False)   # never ends
+    assert model_io.split_to_phones(tm, one[:3] + two) == ([one[:3], two], False)  # cut short
+    assert model_io.split_to_phones(tm, one[2:]) == ([one[2:]], False)     # starts in state 1

@@ -91,11 +91,14 @@ if [ "$stage" -le 1 ] && [ "$stop_stage" -ge 1 ]; then
 fi
 
 if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
-  # Self-supervised training, one exp dir per method; re-running resumes from the last
-  # checkpoint. TensorBoard: tensorboard --logdir exp
-  for m in $methods; do
-    steps/train_ssl.sh --cmd "$train_cmd" "conf/$m.yaml" "$(input_of "$m" train)" "exp/$m"
-  done
+  # Self-supervised training, one exp dir per method, $nj methods side by side with one
+  # thread each (on CPU, two one-thread trainings get 1.4x the work of one two-thread
+  # training done). Re-running resumes from the last checkpoint. Logs:
+  # exp/<method>/log/train.log; TensorBoard: tensorboard --logdir exp
+  jobs=
+  for m in $methods; do jobs+=" $m:$(input_of "$m" train)"; done
+  $train_cmd --max-jobs-run "$nj" JOB=1:"$(wc -w <<< "$methods")" \
+    exp/train_ssl/log/train_ssl.JOB.log local/mini/train_ssl.sh --cmd "$train_cmd" JOB "$jobs"
 fi
 
 if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then

@@ -13,9 +13,9 @@ Hybrid decoding: ``DecodableCtc(mat)`` returns ``mat[t, tid - 1]`` for transitio
 scaled, are expanded to (T, num_transition_ids) through the transition model's
 transition-id -> pdf map; this is ``DecodableMatrixScaledMapped`` of Kaldi.
 
-PER is computed from the best path's phones: the alignment's transition ids mapped to
-phones (a new phone instance after each transition into a final HMM state), word-position
-markers (``_B _E _I _S``) stripped, silence phones removed.
+PER is computed from the best path's phones: the alignment split into phone instances as
+Kaldi's ``ali-to-phones`` does (``model_io.split_to_phones``, either self-loop order),
+word-position markers (``_B _E _I _S``) stripped, silence phones removed.
 """
 
 from __future__ import annotations
@@ -151,20 +151,6 @@ def decode_gmm(decoder: GraphDecoder, tm, am, feats: np.ndarray, acoustic_scale:
 
 
 # ---------------------------------------------------------------- phones of a path
-
-def phone_instances(alignment: Sequence[int], tm) -> list[int]:
-    """The phone of each phone instance in a transition-id alignment (Kaldi's
-    ``ali-to-phones``): a new instance starts after a transition into the final HMM state
-    (the state-0 self-loop is also a "start of phone" transition id, so that alone would
-    split a phone at every frame of its first state)."""
-    phones = []
-    previous_final = True
-    for tid in alignment:
-        if previous_final:
-            phones.append(tm.transition_id_to_phone(tid))
-        previous_final = tm.is_final(tid)
-    return phones
-
 
 def scoring_phones(phone_ids: Sequence[int], id2phone: Mapping[int, str],
                    silence: set[str]) -> list[str]:

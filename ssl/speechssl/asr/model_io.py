@@ -22,7 +22,7 @@ import gzip
 import math
 import os
 import struct
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import kaldi_hmm_gmm as khg
@@ -463,20 +463,54 @@ def read_alignments(ali_dir: PathLike) -> dict[str, np.ndarray]:
     return out
 
 
+def _is_reordered(tm: khg.TransitionModel, ali: Sequence[int]) -> bool:
+    """Whether self-loops follow the forward transition of their HMM state (Kaldi's
+    default ``--reorder=true`` graphs) rather than precede it: the first change of
+    transition state shows it (Kaldi's ``IsReordered``)."""
+    state = tm.id2state
+    for a, b in zip(ali[:-1], ali[1:], strict=True):
+        if state[a] != state[b]:
+            if tm.is_self_loop(a):
+                return True
+            if tm.is_self_loop(b):
+                return False
+    return bool(ali) and not tm.is_self_loop(ali[0]) and tm.is_self_loop(ali[-1])
+
+
+def split_to_phones(tm: khg.TransitionModel, ali) -> tuple[list[list[int]], bool]:
+    """An alignment cut into its phone instances, as Kaldi's ``SplitToPhones``: a phone
+    ends at the transition into its final state (plus, in reordered alignments, the
+    self-loops that follow it), or where the phone changes without one.  The flag is
+    false for an implausible alignment: a phone cut short, or an instance that does not
+    start in HMM state 0 (every state of our topologies emits)."""
+    ali = [int(t) for t in ali]
+    if not ali:
+        return [], True
+    reordered = _is_reordered(tm, ali)
+    state = tm.id2state
+    ends, ok, i = [], True, 0
+    while i < len(ali):
+        t = ali[i]
+        if tm.is_final(t):
+            while reordered and i + 1 < len(ali) and tm.is_self_loop(ali[i + 1]):
+                i += 1
+            ends.append(i + 1)
+        elif i + 1 == len(ali):
+            ok = False                           # the last phone never reached its end
+            ends.append(i + 1)
+        elif state[t] != state[ali[i + 1]] and (
+                tm.transition_id_to_phone(t) != tm.transition_id_to_phone(ali[i + 1])):
+            ok = False                           # a phone left before its final state
+            ends.append(i + 1)
+        i += 1
+    pieces = [ali[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
+    ok = ok and all(tm.transition_ids_is_start_of_phone(piece[0]) for piece in pieces)
+    return pieces, ok
+
+
 def phones_of_alignment(tm: khg.TransitionModel, ali) -> list[int]:
-    """The phone sequence of an alignment (what ``ali-to-phones`` prints): a phone
-    instance starts at a transition-id of its first HMM state that does not follow one of
-    the same phone's first state (state 0's self-loops come after its forward transition
-    in Kaldi's reordered graphs, before it otherwise)."""
-    phones, prev = [], None
-    for t in ali:
-        t = int(t)
-        start = tm.transition_ids_is_start_of_phone(t)
-        phone = tm.transition_id_to_phone(t)
-        if start and prev != phone:
-            phones.append(phone)
-        prev = phone if start else None
-    return phones
+    """The phone of each phone instance of an alignment (what ``ali-to-phones`` prints)."""
+    return [tm.transition_id_to_phone(piece[0]) for piece in split_to_phones(tm, ali)[0]]
 
 
 def check_phones_compatible(phones_a: PathLike, phones_b: PathLike) -> None:
@@ -499,4 +533,4 @@ def check_phones_compatible(phones_a: PathLike, phones_b: PathLike) -> None:
 
 __all__ = ["read_model", "write_model", "read_transition_model", "read_tree", "write_tree",
            "read_alignments", "read_alignment_file", "write_alignments", "read_num_jobs",
-           "phones_of_alignment", "check_phones_compatible", "topology_text"]
+           "phones_of_alignment", "split_to_phones", "check_phones_compatible", "topology_text"]

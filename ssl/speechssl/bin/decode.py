@@ -148,6 +148,8 @@ class Outputs(contextlib.ExitStack):
 
 def decode_all(args, acoustics: Acoustics, tm, id2phone, silence, writer) -> dict:
     """Decode every utterance at every LM weight; the counts and timings."""
+    from speechssl.asr.model_io import phones_of_alignment
+
     out = Path(args.out_dir)
     stats = {"utterances": 0, "frames": 0, "failed": 0, "decode_cpu_seconds": 0.0,
              "acoustic_cpu_seconds": 0.0}
@@ -165,7 +167,7 @@ def decode_all(args, acoustics: Acoustics, tm, id2phone, silence, writer) -> dic
                 stats["failed"] += not path.succeeded
                 files.tra[w].write(" ".join([utt, *map(str, path.words)]) + "\n")
                 if silence is not None:
-                    phones = dec.scoring_phones(dec.phone_instances(path.alignment, tm),
+                    phones = dec.scoring_phones(phones_of_alignment(tm, path.alignment),
                                                 id2phone, silence)
                     files.phn[w].write(" ".join([utt, *phones]) + "\n")
             stats["utterances"] += 1

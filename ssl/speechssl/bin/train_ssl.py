@@ -28,6 +28,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="train_ssl", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_device_option(p, "where to train")
+    p.add_argument("--num-threads", type=int, default=None,
+                   help="torch threads on CPU (default: torch's, one per core); 1 when "
+                        "several trainings share the cores")
     p.add_argument("--override", action="append", default=[], metavar="KEY=VALUE",
                    help="set a config value, the value read as YAML, e.g. "
                         "train.max_steps=100 or optim.betas=[0.9,0.98] (repeatable)")
@@ -91,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from speechssl.train.trainer import train  # imports torch: after the arguments are checked
 
+    if args.num_threads is not None:
+        import torch
+
+        torch.set_num_threads(args.num_threads)
     train(config, args.data_dir, args.exp_dir, device=args.device)
     return 0
 
