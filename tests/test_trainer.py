@@ -437,8 +437,9 @@ def test_step_script_trains_resumes_and_logs(tmp_path, data_dir):
     config, exp = _toy_yaml(tmp_path), tmp_path / "exp"
     pythonpath = os.pathsep.join([str(plugin), str(ROOT / "ssl"),
                                   os.environ.get("PYTHONPATH", "")])
-    command = (f"PYTHONPATH={pythonpath} steps/train_ssl.sh --device cpu --overrides "
-               f"'train.max_steps=4 train.checkpoint_every=2' {config} {data_dir} {exp}")
+    command = (f"PYTHONPATH={pythonpath} steps/train_ssl.sh --device cpu --num-threads 1 "
+               f"--overrides 'train.max_steps=4 train.checkpoint_every=2' "
+               f"{config} {data_dir} {exp}")
     proc = sh(command, cwd=ROOT)
     assert "succeeded training" in proc.stderr
     log_text = (exp / "log" / "train.log").read_text()
@@ -449,3 +450,6 @@ def test_step_script_trains_resumes_and_logs(tmp_path, data_dir):
     assert (exp / "log" / "train.1.log").is_file() and "succeeded" in again.stderr
     bad = sh(f"steps/train_ssl.sh --nproc two {config} {data_dir} {exp}", cwd=ROOT, check=False)
     assert bad.returncode == 1 and "--nproc must be a positive integer" in bad.stderr
+    bad = sh(f"steps/train_ssl.sh --num-threads 0 {config} {data_dir} {exp}", cwd=ROOT,
+             check=False)
+    assert bad.returncode == 1 and "--num-threads must be a positive integer" in bad.stderr
