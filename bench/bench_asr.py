@@ -12,16 +12,19 @@ settings (--max-epochs 3 --batch-size 1024 --num-threads 2).
 
 Decoding (1 thread, CPU seconds of the thread per second of audio; audio = frames x the
 frame shift; features read beforehand): each utterance at acoustic scale 0.1
-(``gmm-latgen-faster``'s and ``latgen-faster-mapped``'s default, LM weight 10, the middle
-of Kaldi's 7..17), at the default beams (13, max-active 7000, lattice-beam 6) and at beam
-8.  The split: the *search* is the decoder over a precomputed (T, transition-ids)
+(``gmm-decode-faster``'s and ``decode-faster-mapped``'s default, LM weight 10, the middle
+of Kaldi's 7..17), at the default beams (13, max-active 7000) and at beam 8.  The split:
+the *search* is the decoder over a precomputed (T, transition-ids)
 log-likelihood matrix (``DecodableCtc``); the GMM's *acoustic-model* time is its full
 decode (``DecodableAmDiagGmmScaled``, likelihoods computed on demand, cached per frame)
 minus the search over its own likelihoods, precomputed (same scores, so the same search:
 the hypotheses are checked equal); the DNN's is its forward pass, priors and the pdf ->
 transition-id expansion.  The in-run reference for the search is beam 8 against 13: with
 Kaldi absent, the cost of beam width on this graph says whether the search, not the
-Python binding around it, is what costs (and WER says what narrowing it loses).
+Python binding around it, is what costs (and WER says what narrowing it loses).  The
+DNN's search is also run through kaldi-hmm-gmm's lattice-faster decoder (lattice beam 6,
+the decoder used before FasterDecoder): its time against FasterDecoder's, and how many
+best paths agree.
 
 Training (wall frames/s, medians of --rounds epochs over --train-utts utterances):
 ``hybrid.train_epoch`` steps on batches from ``hybrid.stream_batches`` (ark reading, CMVN,
@@ -72,7 +75,7 @@ TRAINING = {"train_hybrid.sh defaults (batch 256, 1 thread)": (256, 1),
             "egs/mini (--batch-size 1024 --num-threads 2)": (1024, 2),
             "batch 1024, 1 thread (threads apart)": (1024, 1)}
 MINI_HYBRID = "--batch-size 1024 --num-threads 2 --max-unaligned-fraction 0.5"
-KALDI_GMM, KALDI_DNN = "gmm-latgen-faster", "latgen-faster-mapped"
+KALDI_GMM, KALDI_DNN = "gmm-decode-faster", "decode-faster-mapped"
 
 
 # ---------------------------------------------------------------- the system
@@ -173,26 +176,47 @@ def timed(times: DecodeTimes, part: str, fn, *args):
     return out
 
 
-def decode_pass(test: TestSet, decoder, tm, am, dnn) -> dict[str, DecodeTimes]:
+def decode_pass(test: TestSet, decoder, lattice_faster, tm, am,
+                dnn) -> dict[str, DecodeTimes]:
     """The GMM (full decode, and the search alone over its precomputed likelihoods) and
-    the DNN (acoustic model, then search) on every test utterance, taking turns."""
+    the DNN (acoustic model, then search, by both decoders) on every test utterance,
+    taking turns."""
     import kaldi_hmm_gmm as khg
 
     tid2pdf = np.asarray(tm.transition_id_to_pdf_array())
-    out = {k: DecodeTimes() for k in ("gmm", "gmm search", "dnn")}
+    out = {k: DecodeTimes() for k in ("gmm", "gmm search", "dnn", "dnn lattice-faster")}
     for utt, feats in test.feats.items():
-        best = timed(out["gmm"], "total", dec.decode_gmm, decoder, tm, am, feats, ACWT, utt)
+        best = timed(out["gmm"], "total", dec.decode_gmm, decoder, tm, am, feats, ACWT)
         out["gmm"].keep(utt, best)
         mat = dec.pdf_to_tid_matrix(dnn["gmm_ll"][utt] * ACWT, tid2pdf)
         best = timed(out["gmm search"], "search", dec.decode_decodable, decoder,
-                     khg.DecodableCtc(mat), tm, utt)
+                     khg.DecodableCtc(mat))
         out["gmm search"].keep(utt, best)
         ll = timed(out["dnn"], "am", hybrid.log_likelihoods, dnn["model"], feats, dnn["prior"])
         mat = timed(out["dnn"], "am", dec.pdf_to_tid_matrix, ll * ACWT, tid2pdf)
         best = timed(out["dnn"], "search", dec.decode_decodable, decoder,
-                     khg.DecodableCtc(mat), tm, utt)
+                     khg.DecodableCtc(mat))
         out["dnn"].keep(utt, best)
+        best = timed(out["dnn lattice-faster"], "search", lattice_faster_search,
+                     lattice_faster, khg.DecodableCtc(mat), tm, utt)
+        out["dnn lattice-faster"].keep(utt, best)
     return out
+
+
+def make_lattice_faster(graph, options: dec.DecoderOptions):
+    import kaldi_hmm_gmm as khg
+
+    config = khg.LatticeFasterDecoderConfig(beam=options.beam, max_active=options.max_active,
+                                            min_active=options.min_active, lattice_beam=6.0)
+    return khg.LatticeFasterDecoder(graph, config)
+
+
+def lattice_faster_search(decoder, decodable, tm, utt: str) -> dec.BestPath:
+    import kaldi_hmm_gmm as khg
+
+    ok, alignment, words, log_like = khg.decode_utterance_lattice_faster(
+        decoder=decoder, decodable=decodable, trans_model=tm, utt=utt, allow_partial=True)
+    return dec.BestPath(list(words), list(alignment), float(log_like), bool(ok))
 
 
 def wer(test: TestSet, hyps: dict[str, list[int]], id2word: dict[int, str]) -> float:
@@ -219,7 +243,8 @@ def bench_decoding(w: Path, test: TestSet, rounds: int) -> None:
         names = list(BEAMS)[::1 if r % 2 == 0 else -1]
         for name in names:
             decoder = dec.make_decoder(graph / "HCLG.fst", BEAMS[name])
-            results[name].append(decode_pass(test, decoder, tm, am, dnn))
+            lattice_faster = make_lattice_faster(decoder.graph, BEAMS[name])
+            results[name].append(decode_pass(test, decoder, lattice_faster, tm, am, dnn))
     print(f"\n== Decoding: {len(test.feats)} test utterances, {test.seconds:.1f} s of audio, "
           f"{test.frames} frames; acoustic scale {ACWT}; 1 thread; medians of {rounds} rounds")
     print(f"{'model':5s} {'beams':18s} {'AM s':>6s} {'search s':>8s} {'RTF':>6s} "
@@ -234,6 +259,13 @@ def bench_decoding(w: Path, test: TestSet, rounds: int) -> None:
         "gmm search"].hyps[u] for u in test.feats)
     print(f"GMM search over its precomputed likelihoods: same hypothesis for {same} of "
           f"{len(test.feats)} utterances (the AM/search split assumes the same search)")
+    for name, passes in results.items():
+        lf = float(np.median([p["dnn lattice-faster"].parts["search"] for p in passes]))
+        agree = sum(passes[0]["dnn"].hyps[u] == passes[0]["dnn lattice-faster"].hyps[u]
+                    for u in test.feats)
+        print(f"DNN search, {name}: lattice-faster {lf:.2f} s / FasterDecoder "
+              f"{search[name]['dnn']:.2f} s = {lf / search[name]['dnn']:.2f}x; same best "
+              f"path for {agree} of {len(test.feats)} utterances")
     kaldi_reference(w, test, tm, dnn)
 
 
@@ -268,7 +300,7 @@ def kaldi_reference(w: Path, test: TestSet, tm, dnn: dict) -> None:
             feats.write(utt, f)
             ll.write(utt, hybrid.log_likelihoods(dnn["model"], f, dnn["prior"]))
     graph, mdl = w / "mono" / "graph", w / "mono" / "final.mdl"
-    opts = "--beam=13 --max-active=7000 --lattice-beam=6 --acoustic-scale=0.1"
+    opts = "--beam=13 --max-active=7000 --acoustic-scale=0.1"
     for prog, inputs in ((KALDI_GMM, "feats"), (KALDI_DNN, "ll")):
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         sh(f"{prog} {opts} {mdl} {graph}/HCLG.fst scp:{w}/k/{inputs}.scp ark:/dev/null")

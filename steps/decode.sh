@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Decode a data dir through an HCLG graph (Kaldi's steps/decode.sh): a GMM (gmm-latgen-faster)
-# or, with --nnet, a hybrid DNN (latgen-faster-mapped; steps/decode_hybrid.sh sets it), with
-# kaldi-hmm-gmm's lattice-faster decoder.  The decoder keeps the best path only, so each LM
+# Decode a data dir through an HCLG graph (Kaldi's steps/decode.sh): a GMM (gmm-decode-faster)
+# or, with --nnet, a hybrid DNN (decode-faster-mapped; steps/decode_hybrid.sh sets it), with
+# kaldi-hmm-gmm's FasterDecoder.  Its bindings give best paths, not lattices, so each LM
 # weight of --lmwt-range is one decoding pass at acoustic scale 1/lmwt (Kaldi rescales one
 # lattice instead).  Writes <decode-dir>/scoring/<lmwt>.tra (utt word-ids) and .phn (best-path
 # phones), log/decode.JOB.log, log/decode_stats.JOB.json (RTF), then scores with
@@ -24,7 +24,6 @@ delta_order=       # GMM: deltas; empty: as --cmvn
 beam=13.0
 max_active=7000
 min_active=200
-lattice_beam=6.0
 lmwt_range=7:17    # LM weights decoded and scored (local/score.sh's 7..17)
 lmwt=              # one LM weight instead (the best one on dev)
 loglikes=false     # DNN: also write <decode-dir>/loglikes.JOB.{ark,scp} for latgen-faster-mapped
@@ -44,7 +43,7 @@ Options:
   --delta-order <n>       # GMM features (default: eval_opts)
   --beam <x>              # decoding beam ($beam)
   --max-active <n>        # ($max_active)
-  --lattice-beam <x>      # ($lattice_beam)
+  --min-active <n>        # ($min_active)
   --lmwt-range <min:max[:step]> # LM weights to decode and score ($lmwt_range)
   --lmwt <n>              # decode this LM weight only
   --loglikes <true|false> # DNN: write the log-likelihoods as Kaldi arks ($loglikes)
@@ -74,7 +73,7 @@ for b in "$loglikes:loglikes" "$skip_scoring:skip-scoring"; do
 done
 "$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-wav "$data"
 opts=(--model "$model" --beam "$beam" --max-active "$max_active" --min-active "$min_active"
-      --lattice-beam "$lattice_beam" --lmwt-range "${lmwt:-$lmwt_range}"
+      --lmwt-range "${lmwt:-$lmwt_range}"
       --num-threads "$num_threads")
 if [ -n "$nnet" ]; then
   class_frame_counts=${class_frame_counts:-$(dirname "$nnet")/ali_train_pdf.counts}

@@ -55,10 +55,66 @@ def test_ideal_scores_decode_to_the_words_and_phones(tmp_path):
     pdfs = frames_for_words(tm, words)
     ll = np.full((len(pdfs), tm.num_pdfs), -10.0, np.float32)
     ll[np.arange(len(pdfs)), pdfs] = 0.0
-    path = dec.decode_loglikes(decoder, tm, tm.transition_id_to_pdf_array(), ll, 0.1, "u")
+    path = dec.decode_loglikes(decoder, tm.transition_id_to_pdf_array(), ll, 0.1)
     assert path.succeeded and path.words == words
     assert [tm.transition_id_to_pdf(t) for t in path.alignment] == pdfs.tolist()
     assert model_io.phones_of_alignment(tm, path.alignment) == words
+    # the best path's cost: the acoustic scores of its frames (0 here) plus the graph's
+    assert path.log_like == pytest.approx(0.0, abs=1e-4)
+
+
+def test_no_final_state_reached_gives_the_partial_path(tmp_path):
+    """No token at a final state at the end (here the graph has none): the best partial
+    path, flagged, as decode-faster --allow-partial; the next utterance decodes afresh."""
+    import kaldifst
+
+    tm, _ = tiny_transition_model(3)
+    graph = word_loop_hclg(tm, 3)
+    graph.set_final(0, kaldifst.TropicalWeight.zero)
+    graph.write(str(tmp_path / "HCLG.fst"))
+    decoder = dec.make_decoder(tmp_path / "HCLG.fst", dec.DecoderOptions())
+    pdfs = frames_for_words(tm, [2, 3])
+    ll = np.full((len(pdfs), tm.num_pdfs), -10.0, np.float32)
+    ll[np.arange(len(pdfs)), pdfs] = 0.0
+    path = dec.decode_loglikes(decoder, tm.transition_id_to_pdf_array(), ll, 0.1)
+    assert not path.succeeded and path.words == [2, 3]
+    assert [tm.transition_id_to_pdf(t) for t in path.alignment] == pdfs.tolist()
+    word_loop_hclg(tm, 3).write(str(tmp_path / "HCLG.fst"))
+    decoder = dec.make_decoder(tmp_path / "HCLG.fst", dec.DecoderOptions())
+    for words in ([1], [3, 1]):   # one decoder object, one utterance after another
+        pdfs = frames_for_words(tm, words)
+        ll = np.full((len(pdfs), tm.num_pdfs), -10.0, np.float32)
+        ll[np.arange(len(pdfs)), pdfs] = 0.0
+        path = dec.decode_loglikes(decoder, tm.transition_id_to_pdf_array(), ll, 0.1)
+        assert path.succeeded and path.words == words
+
+
+@pytest.mark.parametrize("beam", [13.0, 4.0, 2.0])
+def test_best_path_is_lattice_faster_s(tmp_path, beam):
+    """FasterDecoder, used for speed, finds the best path kaldi-hmm-gmm's lattice-faster
+    decoder finds (same words, alignment and score) on noisy scores, at wide and narrow
+    beams.  (Where max-active binds hard, at 3-5 of this graph's 10 states, the two
+    prune differently and their paths can differ.)"""
+    max_active = 7000
+    tm, _ = tiny_transition_model(3)
+    word_loop_hclg(tm, 3).write(str(tmp_path / "HCLG.fst"))
+    options = dec.DecoderOptions(beam=beam, max_active=max_active, min_active=1)
+    decoder = dec.make_decoder(tmp_path / "HCLG.fst", options)
+    config = khg.LatticeFasterDecoderConfig(beam=beam, max_active=max_active, min_active=1,
+                                            lattice_beam=6.0)
+    lattice_faster = khg.LatticeFasterDecoder(decoder.graph, config)
+    rng = np.random.default_rng(0)
+    tid2pdf = tm.transition_id_to_pdf_array()
+    for i in range(20):
+        pdfs = frames_for_words(tm, list(rng.integers(1, 4, size=6)), 2)
+        ll = rng.normal(-3.0, 2.0, size=(len(pdfs), tm.num_pdfs)).astype(np.float32)
+        ll[np.arange(len(pdfs)), pdfs] += 2.0
+        ours = dec.decode_loglikes(decoder, tid2pdf, ll, 0.5)
+        ok, ali, words, like = khg.decode_utterance_lattice_faster(
+            decoder=lattice_faster, decodable=khg.DecodableCtc(dec.pdf_to_tid_matrix(
+                ll * 0.5, tid2pdf)), trans_model=tm, utt=f"u{i}", allow_partial=True)
+        assert ok and ours.words == list(words) and ours.alignment == list(ali)
+        assert ours.log_like == pytest.approx(like, rel=1e-5, abs=1e-3)
 
 
 @pytest.fixture(scope="module", name="setup")
@@ -128,8 +184,8 @@ def test_hybrid_decoding_beats_random_output(setup, tmp_path):
     assert sorted(mats) == sorted(tra)
     for utt, ll in mats.items():
         assert ll.shape[1] == tm.num_pdfs
-        path = dec.decode_loglikes(decoder, tm, tm.transition_id_to_pdf_array(), ll,
-                                   1.0 / results["lmwt"], utt)
+        path = dec.decode_loglikes(decoder, tm.transition_id_to_pdf_array(), ll,
+                                   1.0 / results["lmwt"])
         assert [str(w) for w in path.words] == tra[utt]
 
 

@@ -1,7 +1,7 @@
 """Decode a data dir through an HCLG graph, once per LM weight (acoustic scale 1/lmwt):
-a GMM (``--model final.mdl``, Kaldi's ``gmm-latgen-faster``) or a hybrid DNN
+a GMM (``--model final.mdl``, Kaldi's ``gmm-decode-faster``) or a hybrid DNN
 (``--nnet final.pt`` with the transition model of ``--model`` and the priors of
-``--class-frame-counts``, Kaldi's ``nnet-forward | latgen-faster-mapped``); see
+``--class-frame-counts``, Kaldi's ``nnet-forward | decode-faster-mapped``); see
 :mod:`speechssl.asr.decode`.
 
 Writes ``<out-dir>/scoring/<lmwt>.tra`` (``utt word-id...``, Kaldi's scoring layout),
@@ -48,7 +48,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--beam", type=float, default=DEFAULTS.beam)
     p.add_argument("--max-active", type=int, default=DEFAULTS.max_active)
     p.add_argument("--min-active", type=int, default=DEFAULTS.min_active)
-    p.add_argument("--lattice-beam", type=float, default=DEFAULTS.lattice_beam)
     p.add_argument("--lmwt-range", default="7:17",
                    help="N, MIN:MAX or MIN:MAX:STEP (local/score.sh)")
     p.add_argument("--write-loglikes", help="x.ark: also write the DNN's log-likelihoods")
@@ -72,8 +71,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         p.error("--nnet needs --class-frame-counts (the priors)")
     if args.write_loglikes and args.nnet is None:
         p.error("--write-loglikes needs --nnet")
-    if not args.beam > 0 or not args.lattice_beam > 0 or args.max_active < 1:
-        p.error("--beam and --lattice-beam must be positive, --max-active at least 1")
+    if not args.beam > 0 or args.max_active < 1 or not 0 <= args.min_active <= args.max_active:
+        p.error("--beam must be positive, --max-active at least 1, --min-active from 0 to "
+                "--max-active")
     return args
 
 
@@ -82,15 +82,15 @@ class Acoustics:
     """How to decode one utterance at an acoustic scale, for either kind of model."""
 
     loader: FeatureLoader
-    decode: Callable[[str, np.ndarray, float], dec.BestPath]
+    decode: Callable[[np.ndarray, float], dec.BestPath]
     prepare: Callable[[np.ndarray], np.ndarray]    # features -> what decode() takes
 
 
 def gmm_acoustics(args, tm, am, decoder) -> Acoustics:
     loader = FeatureLoader(args.data_dir, FeatureTransform(cmvn=args.cmvn,
                                                           delta_order=args.delta_order))
-    return Acoustics(loader, lambda utt, feats, scale: dec.decode_gmm(
-        decoder, tm, am, feats, scale, utt), lambda feats: feats)
+    return Acoustics(loader, lambda feats, scale: dec.decode_gmm(
+        decoder, tm, am, feats, scale), lambda feats: feats)
 
 
 def dnn_acoustics(args, tm, decoder) -> Acoustics:
@@ -121,8 +121,8 @@ def dnn_acoustics(args, tm, decoder) -> Acoustics:
                              "same kind of features", path=args.data_dir)
         return hybrid.log_likelihoods(model, feats, log_prior, args.prior_scale)
 
-    return Acoustics(loader, lambda utt, ll, scale: dec.decode_loglikes(
-        decoder, tm, tid2pdf, ll, scale, utt), prepare)
+    return Acoustics(loader, lambda ll, scale: dec.decode_loglikes(
+        decoder, tid2pdf, ll, scale), prepare)
 
 
 def silence_names(graph_dir: Path, id2phone: dict[int, str]) -> set[str] | None:
@@ -162,7 +162,7 @@ def decode_all(args, acoustics: Acoustics, tm, id2phone, silence, writer) -> dic
                 writer.write(utt, x.astype(np.float32))
             for w in args.lmwts:
                 t0 = time.process_time()
-                path = acoustics.decode(utt, x, 1.0 / w)
+                path = acoustics.decode(x, 1.0 / w)
                 stats["decode_cpu_seconds"] += time.process_time() - t0
                 stats["failed"] += not path.succeeded
                 files.tra[w].write(" ".join([utt, *map(str, path.words)]) + "\n")
@@ -185,8 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tm, am = read_model(args.model)
     dec.check_graph(graph_dir, tm.num_pdfs, Path(args.model).parent / "phones.txt",
                     args.model)
-    options = dec.DecoderOptions(args.beam, args.max_active, args.min_active,
-                                 args.lattice_beam)
+    options = dec.DecoderOptions(args.beam, args.max_active, args.min_active)
     decoder = dec.make_decoder(graph_dir / "HCLG.fst", options)
     acoustics = (dnn_acoustics(args, tm, decoder) if args.nnet
                  else gmm_acoustics(args, tm, am, decoder))
@@ -210,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                            4),
                  acoustic_rtf=round(stats["acoustic_cpu_seconds"] / max(audio, 1e-9), 4),
                  model="dnn" if args.nnet else "gmm", beam=args.beam,
-                 max_active=args.max_active, lattice_beam=args.lattice_beam)
+                 max_active=args.max_active)
     with atomic_write(out / "decode_stats.json") as f:
         f.write(json.dumps(stats, indent=2) + "\n")
     log.info("decoded %d utterances (%d frames) at %d LM weights: RTF %.4f per weight "
