@@ -48,9 +48,6 @@ mkdir -p "$dest"
 "$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text --no-wav "$src"
 layer_opt=()
 if [ -n "$layer" ]; then layer_opt=(--layer "$layer"); fi
-read -r level dim < <(python -m speechssl.bin.extract_ssl --describe "${layer_opt[@]}" "$model")
-log "$model: $level-level representations of dim $dim"
-
 # The destination starts as a copy of the source without its features.
 "$SPEECHSSL_ROOT/utils/copy_data_dir.sh" "$src" "$dest"
 rm -f "$dest"/{feats.scp,cmvn.scp,embedding.scp,eval_opts}
@@ -60,8 +57,10 @@ sdata=$("$SPEECHSSL_ROOT/utils/split_data.sh" --per-utt "$src" "$nj")
 
 $cmd JOB=1:"$nj" "$dest/log/extract_$name.JOB.log" \
   python -m speechssl.bin.extract_ssl "${layer_opt[@]}" --device "$device" \
-    --num-threads "$num_threads" \
+    --num-threads "$num_threads" --write-info "$featdir/repr_$name.JOB.info" \
     "$model" "$sdata/JOB" "$featdir/repr_$name.JOB.ark" "$featdir/repr_$name.JOB.scp"
+read -r level dim < "$featdir/repr_$name.1.info"
+log "$model: $level-level representations of dim $dim"
 
 out=$([ "$level" = frame ] && echo feats.scp || echo embedding.scp)
 trap 'rm -f "$dest/$out.tmp"' EXIT  # a merge cut short (full disk) is not left behind

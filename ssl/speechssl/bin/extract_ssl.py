@@ -18,6 +18,7 @@ import torch
 from speechssl.cli import add_device_option, run
 from speechssl.data.ark import ArkScpWriter
 from speechssl.errors import InputError, SpeechSSLError
+from speechssl.fileio import atomic_write
 
 log = logging.getLogger("extract_ssl")
 
@@ -32,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads; 1 per job, as parallel jobs share the cores")
     p.add_argument("--describe", action="store_true",
                    help="print '<level> <dim>' of the model and exit")
+    p.add_argument("--write-info", metavar="FILE",
+                   help="also write '<level> <dim>' to FILE (steps/extract_ssl.sh reads it "
+                        "rather than start a process to ask)")
     p.add_argument("checkpoint")
     p.add_argument("data_dir", nargs="?")
     p.add_argument("ark", nargs="?")
@@ -68,6 +72,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.describe:
         print(model.level, model.representation_dim(args.layer))
         return 0
+    info = f"{model.level} {model.representation_dim(args.layer)}"
+    if args.write_info:
+        with atomic_write(args.write_info) as f:
+            f.write(info + "\n")
     done = 0
     with ArkScpWriter(args.ark, args.scp) as writer:
         for utt, feats in utterance_inputs(config, args.data_dir):
