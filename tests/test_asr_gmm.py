@@ -198,3 +198,41 @@ def test_oov_words_are_counted(mono):
     sh(f"{ROOT}/steps/align_si.sh {ALIGN_OPTS} {oov} {lang.path} {exp} {out}")
     log = (out / "log" / "align.log").read_text()
     assert "1 transcript tokens of 1 words not in" in log and "zzzunknown (1)" in log
+
+
+def test_split_gaussians_is_kaldis_split_and_reproducible():
+    """gmm-mixup's split: each pdf gets copies of its Gaussians, pushed apart by
+    +-0.01 std of noise (so the weighted mean of each pdf is unchanged, and no copy equals
+    its source); the same inputs give the same model in any process (Kaldi's generator
+    differed run to run here, and with it every GMM trained)."""
+    from asr_tiny_models import tiny_gmm, tiny_transition_model
+
+    tm, _ = tiny_transition_model(3)
+    rng = np.random.default_rng(0)
+    dim = 4
+
+    def model():
+        am = tiny_gmm(tm, dim, rng_means)
+        for pdf in range(am.num_pdfs):
+            g = am.get_pdf(pdf)
+            g.set_invvars(np.full((1, dim), 4.0, np.float32))
+            g.compute_gconsts()
+        return am
+
+    rng_means = rng.normal(size=(tm.num_pdfs, dim))
+    occs = rng.uniform(50, 500, size=tm.num_pdfs).astype(np.float32)
+    target = 4 * tm.num_pdfs
+    a, b = model(), model()
+    gmm.split_gaussians(a, occs, target, 0.01, 0.2, 20.0)
+    gmm.split_gaussians(b, occs, target, 0.01, 0.2, 20.0)
+    assert tm.num_pdfs < a.num_gauss <= target
+    for pdf in range(a.num_pdfs):
+        ga, gb = a.get_pdf(pdf), b.get_pdf(pdf)
+        np.testing.assert_array_equal(np.array(ga.means_invvars), np.array(gb.means_invvars))
+        w = np.array(ga.weights, np.float64)
+        means = np.array(ga.means_invvars, np.float64) / np.array(ga.inv_vars)
+        assert w.sum() == pytest.approx(1.0, abs=1e-6)
+        np.testing.assert_allclose(w @ means, rng_means[pdf], atol=1e-5)
+        assert len({tuple(m) for m in means.round(7)}) == len(means) > 1
+        # each split moves by 0.01 std x N(0, 1) (std 0.5 here): far less than 0.1
+        assert np.abs(means - rng_means[pdf]).max() < 0.1

@@ -319,9 +319,41 @@ def estimate(tm: khg.TransitionModel, am: khg.AmDiagGmm, stats: Stats, mixup: in
         objf, count = objf + change, count + n
     if mixup > am.num_gauss:
         occs = np.array([o.sum() for o in stats.occ], dtype=np.float32)
-        am.split_by_count(occs, mixup, perturb_factor, power, min_count)
+        split_gaussians(am, occs, mixup, perturb_factor, power, min_count)
     return {"transition_impr": objf_t / max(count_t, 1), "gmm_impr": objf / max(count, 1),
             "num_gauss": am.num_gauss}
+
+
+def split_gaussians(am: khg.AmDiagGmm, occs: np.ndarray, target: int, perturb_factor: float,
+                    power: float, min_count: float) -> None:
+    """gmm-mixup's split: Kaldi's ``SplitByCount`` chooses how many Gaussians each pdf gets
+    and makes them, here as exact copies; they are then moved apart as Kaldi's
+    ``DiagGmm::Split`` does (the heaviest Gaussian, the first of equals, is halved into
+    itself - f·r·std and a copy + f·r·std, r ~ N(0, I)), with a NumPy generator seeded by
+    the target and the pdf: Kaldi's own generator differed from process to process here,
+    and so did every model trained."""
+    before = [np.array(am.get_pdf(i).weights, dtype=np.float64) for i in range(am.num_pdfs)]
+    am.split_by_count(occs, target, 0.0, power, min_count)
+    for pdf, weights in enumerate(before):
+        g = am.get_pdf(pdf)
+        n_old, n = len(weights), g.num_gauss
+        if n == n_old:
+            continue
+        iv = np.array(g.inv_vars, dtype=np.float64)
+        means = np.array(g.means_invvars, dtype=np.float64) / iv
+        weights = np.concatenate([weights, np.zeros(n - n_old)])
+        rng = np.random.default_rng([target, pdf])
+        for i in range(n_old, n):   # Split's loop, replayed
+            k = int(np.argmax(weights[:i]))
+            weights[k] /= 2
+            weights[i] = weights[k]
+            shift = perturb_factor * rng.standard_normal(iv.shape[1]) / np.sqrt(iv[k])
+            means[i] = means[k] + shift
+            means[k] -= shift
+        if not np.allclose(weights, np.array(g.weights), rtol=1e-5, atol=1e-9):
+            raise RuntimeError(f"pdf {pdf}: kaldi-hmm-gmm's split is not Kaldi's")
+        g.set_means(means.astype(np.float32))
+        g.compute_gconsts()
 
 
 # --- jobs ----------------------------------------------------------------------------------
