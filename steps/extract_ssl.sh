@@ -15,6 +15,7 @@ checkpoint=final.pt  # which checkpoint of <exp-dir> to use
 layer=               # hidden layer to extract (empty: the method's published choice)
 device=auto          # auto (cuda if available, else cpu), cpu or cuda
 num_threads=1        # torch threads per job: more than the cores in all makes every job crawl
+batch_frames=20000   # padded frames per batch of utterances (1: one at a time)
 # End configuration section.
 
 echo "$0 $*"
@@ -26,7 +27,8 @@ Options:
   --checkpoint <file>      # checkpoint under <exp-dir> ($checkpoint)
   --layer <k>              # hidden layer (default: the method's choice)
   --device <auto|cpu|cuda> # auto: cuda if available ($device)
-  --num-threads <n>        # torch threads per job ($num_threads)"
+  --num-threads <n>        # torch threads per job ($num_threads)
+  --batch-frames <n>       # padded frames per batch of utterances ($batch_frames)"
 # shellcheck source=../utils/parse_options.sh
 . "$SPEECHSSL_ROOT/utils/parse_options.sh"
 
@@ -57,7 +59,7 @@ sdata=$("$SPEECHSSL_ROOT/utils/split_data.sh" --per-utt "$src" "$nj")
 
 $cmd JOB=1:"$nj" "$dest/log/extract_$name.JOB.log" \
   python -m speechssl.bin.extract_ssl "${layer_opt[@]}" --device "$device" \
-    --num-threads "$num_threads" --write-info "$featdir/repr_$name.JOB.info" \
+    --num-threads "$num_threads" --batch-frames "$batch_frames" --write-info "$featdir/repr_$name.JOB.info" \
     "$model" "$sdata/JOB" "$featdir/repr_$name.JOB.ark" "$featdir/repr_$name.JOB.scp"
 read -r level dim < "$featdir/repr_$name.1.info"
 log "$model: $level-level representations of dim $dim"

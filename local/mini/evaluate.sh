@@ -50,7 +50,7 @@ if [ -f "data/test_$f/feats.scp" ]; then
   steps/train_awe.sh --nj "$nj" --seeds "$awe_seeds" conf/awe.yaml \
     "data/train_eval_$f" "data/test_$f" data/test/samediff_words "$eval_dir/awe"
   steps/train_probe.sh --task phone "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_phone"
-  steps/train_hybrid.sh --cmd "$cmd" --max-epochs 2 --batch-size 1024 \
+  steps/train_hybrid.sh --cmd "$cmd" --max-epochs 2 --hidden-dim 256 --batch-size 1024 \
     --max-unaligned-fraction "$max_fail" \
     "data/train_eval_$f" exp/mono_ali data/lang "exp/$f/hybrid"
   # shellcheck disable=SC2086  # $decode_opts: several words

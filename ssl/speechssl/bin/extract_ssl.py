@@ -4,6 +4,12 @@ Frame-level models give one vector per input frame (a ``(T, H)`` float matrix pe
 utterance, T equal to the input's frame count); utterance-level models give one embedding
 (a float vector).  Inputs are prepared exactly as in training (the config stored in the
 checkpoint says how), without crops or augmentation.
+
+Consecutive utterances are represented together, padded to the longest, up to
+``--batch-frames`` padded frames: :meth:`SSLMethod.represent` takes padded batches with
+their lengths and leaves each utterance's output as it is alone (every method's test in
+tests/test_extract_batching.py), and a recurrence steps through a batch at about the cost
+of one utterance.  The ark keeps the data dir's order.
 """
 
 from __future__ import annotations
@@ -31,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_option(p)
     p.add_argument("--num-threads", type=int, default=1,
                    help="torch threads; 1 per job, as parallel jobs share the cores")
+    p.add_argument("--batch-frames", type=int, default=20000,
+                   help="padded frames per batch of utterances (1: one at a time)")
     p.add_argument("--describe", action="store_true",
                    help="print '<level> <dim>' of the model and exit")
     p.add_argument("--write-info", metavar="FILE",
@@ -48,16 +56,35 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = p.parse_args(argv)
     if not args.describe and args.scp is None:
         p.error("need <checkpoint> <data-dir> <ark> <scp>")
+    if args.batch_frames < 1:
+        p.error(f"--batch-frames must be at least 1, got {args.batch_frames}")
     return args
 
 
 @torch.no_grad()
-def represent(model, feats, layer: int | None, device: torch.device | str):
-    """(T, D) numpy -> (T, H) or (H,) numpy for one utterance."""
-    x = torch.from_numpy(feats).to(device).unsqueeze(0)             # (1, T, D)
-    lengths = torch.tensor([feats.shape[0]], device=device)
-    out = model.represent(x, lengths, layer=layer)                   # (1, T, H) or (1, H)
-    return out[0].float().cpu().numpy()
+def represent_batch(model, feats: list, layer: int | None, device: torch.device | str) -> list:
+    """Utterances ``(T_i, D)`` padded into one batch: their ``(T_i, H)`` or ``(H,)``."""
+    lengths = [f.shape[0] for f in feats]
+    x = torch.zeros(len(feats), max(lengths), feats[0].shape[1])
+    for i, f in enumerate(feats):
+        x[i, :lengths[i]] = torch.from_numpy(f)
+    out = model.represent(x.to(device), torch.tensor(lengths, device=device), layer=layer)
+    out = out.float().cpu().numpy()                          # (B, T, H) or (B, H)
+    return [o[:n] for o, n in zip(out, lengths, strict=True)] if out.ndim == 3 else list(out)
+
+
+def batches(inputs, batch_frames: int):
+    """Consecutive ``(utt, feats)`` in lists of at most ``batch_frames`` padded frames
+    (an utterance longer than that alone)."""
+    batch, longest = [], 0
+    for utt, feats in inputs:
+        if batch and max(longest, len(feats)) * (len(batch) + 1) > batch_frames:
+            yield batch
+            batch, longest = [], 0
+        batch.append((utt, feats))
+        longest = max(longest, len(feats))
+    if batch:
+        yield batch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,17 +105,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             f.write(info + "\n")
     done = 0
     with ArkScpWriter(args.ark, args.scp) as writer:
-        for utt, feats in utterance_inputs(config, args.data_dir):
-            if feats.shape[1] != input_dim:
-                raise InputError(f"input dim {feats.shape[1]} differs from the model's "
-                                 f"{input_dim}; extract from the kind of data it was "
-                                 "trained on", path=args.data_dir, key=utt)
-            out = represent(model, feats, args.layer, device)
-            if model.level == "frame" and out.shape[0] != feats.shape[0]:
-                raise SpeechSSLError(f"{utt}: model gave {out.shape[0]} frames for "
-                                     f"{feats.shape[0]} input frames")
-            writer.write(utt, out)
-            done += 1
+        for batch in batches(utterance_inputs(config, args.data_dir), args.batch_frames):
+            for utt, feats in batch:
+                if feats.shape[1] != input_dim:
+                    raise InputError(f"input dim {feats.shape[1]} differs from the model's "
+                                     f"{input_dim}; extract from the kind of data it was "
+                                     "trained on", path=args.data_dir, key=utt)
+            outs = represent_batch(model, [f for _, f in batch], args.layer, device)
+            for (utt, feats), out in zip(batch, outs, strict=True):
+                if model.level == "frame" and out.shape[0] != feats.shape[0]:
+                    raise SpeechSSLError(f"{utt}: model gave {out.shape[0]} frames for "
+                                         f"{feats.shape[0]} input frames")
+                writer.write(utt, out)
+                done += 1
     log.info("Wrote %s-level representations of %d utterances (dim %d)",
              model.level, done, model.representation_dim(args.layer))
     return 0

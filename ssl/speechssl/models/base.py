@@ -47,7 +47,9 @@ class SSLMethod(nn.Module):
         """The representation of padded inputs ``(B, T, D)`` with ``lengths`` ``(B,)``:
         ``(B, T, H)`` for frame-level methods (same T: one vector per input frame),
         ``(B, H)`` for utterance-level ones.  ``layer`` picks a hidden layer where a
-        method has several (None: the method's published choice)."""
+        method has several (None: the method's published choice).  An utterance's output
+        must not depend on the padding or on the other utterances: extraction batches
+        them (tests/test_extract_batching.py checks every method)."""
         raise NotImplementedError
 
     def representation_dim(self, layer: int | None = None) -> int:
