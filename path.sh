@@ -46,6 +46,18 @@ check_cmvn() {
   fi
 }
 
+# nth_word N 'WORD ...': the N-th word of the list (1-based, a job runner's JOB), or an
+# error naming the list when N is not 1 to its length.
+nth_word() {
+  local words
+  read -r -a words <<< "$2"
+  if [[ ! "$1" =~ ^[1-9][0-9]*$ ]] || [ "$1" -gt "${#words[@]}" ]; then
+    echo "${0##*/}: <n> must be 1 to ${#words[@]} (the list '$2'), got '$1'" >&2
+    return 1
+  fi
+  echo "${words[$1 - 1]}"
+}
+
 # best_lmwt DECODE-DIR: the LM weight of the decode dir's best WER (steps/score_wer.sh's
 # best_wer line ends in <decode-dir>/wer_<lmwt>), to decode the test set at.
 best_lmwt() {

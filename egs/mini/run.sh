@@ -19,7 +19,7 @@ augment=false    # reverberation, noise, band-pass and gain on top of the clean 
 seed=0
 methods="apc cpc capc cae vicreg"   # conf/<method>.yaml for each
 awe_seeds="0 1 2"                   # CAE-RNN acoustic word embeddings: one training per seed
-lmwt_range=7:17:5                   # ASR LM weights tried on held-out data: each is a pass
+lmwt_range=7:17:10                  # ASR LM weights tried on held-out data: each is a pass
 # Decoding beams: on this 400-word graph, beam 10 / max-active 2000 give the WER of Kaldi's
 # 13 / 7000 in a quarter of the time (CPC's DNN on train_heldout: 1.84% both, 14 s vs 54 s).
 decode_opts="--beam 10 --max-active 2000"
@@ -116,13 +116,12 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   # starved the backends: speaker probe of APC 84 -> 54%, CAE-RNN AP of the CAE 0.56 -> 0.41.)
   local/mini/make_eval_subsets.sh data/train data/train_eval data/train_heldout \
     data/train_fbank data/train_mfcc
-  # Representations as Kaldi data dirs data/<set>_<method>.
-  for m in $methods; do
-    for x in train_eval train_heldout test; do
-      steps/extract_ssl.sh --cmd "$train_cmd" --nj "$nj" "exp/$m" "$(input_of "$m" $x)" \
-        "data/${x}_$m"
-    done
-  done
+  # Representations as Kaldi data dirs data/<set>_<method>, $nj methods side by side.
+  jobs=
+  for m in $methods; do jobs+=" $m:$(input_of "$m" SET)"; done
+  $train_cmd --max-jobs-run "$nj" JOB=1:"$(wc -w <<< "$methods")" \
+    exp/extract_ssl/log/extract_ssl.JOB.log local/mini/extract_ssl.sh --cmd "$train_cmd" \
+    JOB "train_eval train_heldout test" "$jobs"
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then

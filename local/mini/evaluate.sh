@@ -10,7 +10,7 @@ set -euo pipefail
 cmd=run_local.sh   # job runner of the steps that take one
 nj=1               # jobs inside each step (run.sh runs several features side by side)
 awe_seeds="0 1 2"
-lmwt_range=7:17:5  # LM weights tried on the held-out utterances
+lmwt_range=7:17:10 # LM weights tried on the held-out utterances
 decode_opts=       # extra options of steps/decode.sh, e.g. "--beam 10"
 max_fail=0.1       # utterances allowed to lack an alignment (align_si.sh's failures)
 # End configuration section.
@@ -34,12 +34,7 @@ if [ $# -ne 2 ]; then
   printf '%s\n' "$help_message" >&2
   exit 1
 fi
-read -r -a rows <<< "$2"
-if [[ ! "$1" =~ ^[1-9][0-9]*$ ]] || [ "$1" -gt "${#rows[@]}" ]; then
-  echo "$0: <n> must be 1 to ${#rows[@]} (the features '$2'), got '$1'" >&2
-  exit 1
-fi
-f=${rows[$1 - 1]}
+f=$(nth_word "$1" "$2")   # an assignment: set -e sees a failure
 eval_dir=exp/$f/eval
 
 if [ -f "data/test_$f/feats.scp" ]; then

@@ -24,12 +24,7 @@ if [ $# -ne 2 ]; then
   printf '%s\n' "$help_message" >&2
   exit 1
 fi
-read -r -a jobs <<< "$2"
-if [[ ! "$1" =~ ^[1-9][0-9]*$ ]] || [ "$1" -gt "${#jobs[@]}" ]; then
-  echo "$0: <n> must be 1 to ${#jobs[@]} (the list '$2'), got '$1'" >&2
-  exit 1
-fi
-job=${jobs[$1 - 1]}
+job=$(nth_word "$1" "$2")   # an assignment: set -e sees a failure
 method=${job%%:*}
 data=${job#*:}
 if [ -z "$method" ] || [ "$data" = "$job" ]; then
