@@ -7,8 +7,8 @@ uses: the embedded corpus (make_mini_corpus, the tiny preset enlarged to --speak
 --utts: the tiny preset's 40 utterances train a GMM that fails to align most of them),
 MFCC + CMVN for train and test, prepare_lang, a trigram of the training transcripts,
 format_lm, train_mono with --num-iters 15 (not 40: a bench, not a recipe; train_mono's
-own alignments stand in for align_si's), mkgraph, and train_hybrid.sh at egs/mini's
-settings (--max-epochs 3 --batch-size 1024 --num-threads 2).
+own alignments stand in for align_si's), mkgraph, and train_hybrid.sh (3 x 512 units,
+--max-epochs 3 --batch-size 1024 --num-threads 2).
 
 Decoding (1 thread, CPU seconds of the thread per second of audio; audio = frames x the
 frame shift; features read beforehand): each utterance at acoustic scale 0.1
@@ -72,9 +72,9 @@ ACWT = 0.1
 BEAMS = {"beam 13 (default)": dec.DecoderOptions(),
          "beam 8": dec.DecoderOptions(beam=8.0)}
 TRAINING = {"train_hybrid.sh defaults (batch 256, 1 thread)": (256, 1),
-            "egs/mini (--batch-size 1024 --num-threads 2)": (1024, 2),
+            "--batch-size 1024 --num-threads 2": (1024, 2),
             "batch 1024, 1 thread (threads apart)": (1024, 1)}
-MINI_HYBRID = "--batch-size 1024 --num-threads 2 --max-unaligned-fraction 0.5"
+HYBRID_OPTS = "--batch-size 1024 --num-threads 2 --max-unaligned-fraction 0.5"
 KALDI_GMM, KALDI_DNN = "gmm-decode-faster", "decode-faster-mapped"
 
 
@@ -111,11 +111,11 @@ def build_system(w: Path, speakers: int, utts: int) -> dict[str, float]:
                       f"--realign-iters '1 2 3 4 5 6 7 8 10 12 14' --max-fail-fraction 0.5 "
                       f"{d}/train_mfcc {d}/lang {w}/mono",
         "mkgraph": f"utils/mkgraph.sh {d}/lang_test {w}/mono {w}/mono/graph",
-        "train_hybrid": f"steps/train_hybrid.sh --max-epochs 3 {MINI_HYBRID} "
+        "train_hybrid": f"steps/train_hybrid.sh --max-epochs 3 {HYBRID_OPTS} "
                         f"{d}/train_mfcc {w}/mono {d}/lang {w}/hybrid",
         "train_hybrid, half": f"utils/subset_data_dir.sh {d}/train_mfcc "
                               f"$(( $(wc -l < {d}/train_mfcc/utt2spk) / 2 )) {d}/half_mfcc && "
-                              f"steps/train_hybrid.sh --max-epochs 3 {MINI_HYBRID} "
+                              f"steps/train_hybrid.sh --max-epochs 3 {HYBRID_OPTS} "
                               f"{d}/half_mfcc {w}/mono {d}/lang {w}/hybrid_half",
     }
     if (w / "hybrid_half" / "final.pt").is_file():
@@ -409,7 +409,7 @@ def import_rss_mb() -> float:
 
 
 def report_memory(w: Path) -> None:
-    print("\n== train_hybrid peak RSS (training.json; egs/mini settings, buffer 128 "
+    print("\n== train_hybrid peak RSS (training.json; 3 x 512, batch 1024, buffer 128 "
           "utterances)")
     base = import_rss_mb()
     for name in ("hybrid", "hybrid_half"):

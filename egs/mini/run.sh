@@ -21,7 +21,8 @@ methods="apc cpc capc cae vicreg"   # conf/<method>.yaml for each
 awe_seeds="0 1 2"                   # CAE-RNN acoustic word embeddings: one training per seed
 lmwt_range=7:17:10                  # ASR LM weights tried on held-out data: each is a pass
 # Decoding beams: on this 400-word graph, beam 10 / max-active 2000 give the WER of Kaldi's
-# 13 / 7000 in a quarter of the time (CPC's DNN on train_heldout: 1.84% both, 14 s vs 54 s).
+# 13 / 7000 in a fifth of the search time (CPC's DNN on train_heldout: 6.44% both, 14 s
+# vs 75 s of CPU for LM weights 7 and 17).
 decode_opts="--beam 10 --max-active 2000"
 
 help_message="Usage: $0 [options]
@@ -95,8 +96,8 @@ if [ "$stage" -le 2 ] && [ "$stop_stage" -ge 2 ]; then
   # thread each (on CPU, two one-thread trainings get 1.4x the work of one two-thread
   # training done). Re-running resumes from the last checkpoint. Logs:
   # exp/<method>/log/train.log; TensorBoard: tensorboard --logdir exp
-  # Longest first, so that the last two end together (make demo on 2 cores: APC 191 s,
-  # CPC 185, VICReg 159, CAPC 107, CAE 82; 6:20 in this order, 7:12 in the table's).
+  # In this order the two slots end together (make demo on 2 cores: APC 103 s, CPC 100,
+  # VICReg 189, CAPC 76, CAE 83: 4:48 for all five, the slots 7 s apart).
   jobs=
   for m in apc cpc vicreg capc cae $methods; do
     if [[ " $methods " == *" $m "* && "$jobs " != *" $m:"* ]]; then
