@@ -49,13 +49,13 @@ check_cmvn() {
 # nth_word N 'WORD ...': the N-th word of the list (1-based, a job runner's JOB), or an
 # error naming the list when N is not 1 to its length.
 nth_word() {
-  local words
-  read -r -a words <<< "$2"
-  if [[ ! "$1" =~ ^[1-9][0-9]*$ ]] || [ "$1" -gt "${#words[@]}" ]; then
-    echo "${0##*/}: <n> must be 1 to ${#words[@]} (the list '$2'), got '$1'" >&2
+  local nth_word_list   # a name of its own: shellcheck checks names across sourced files
+  read -r -a nth_word_list <<< "$2"
+  if [[ ! "$1" =~ ^[1-9][0-9]*$ ]] || [ "$1" -gt "${#nth_word_list[@]}" ]; then
+    echo "${0##*/}: <n> must be 1 to ${#nth_word_list[@]} (the list '$2'), got '$1'" >&2
     return 1
   fi
-  echo "${words[$1 - 1]}"
+  echo "${nth_word_list[$1 - 1]}"
 }
 
 # best_lmwt DECODE-DIR: the LM weight of the decode dir's best WER (steps/score_wer.sh's
