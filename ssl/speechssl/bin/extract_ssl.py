@@ -39,23 +39,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch threads; 1 per job, as parallel jobs share the cores")
     p.add_argument("--batch-frames", type=int, default=20000,
                    help="padded frames per batch of utterances (1: one at a time)")
-    p.add_argument("--describe", action="store_true",
-                   help="print '<level> <dim>' of the model and exit")
     p.add_argument("--write-info", metavar="FILE",
-                   help="also write '<level> <dim>' to FILE (steps/extract_ssl.sh reads it "
-                        "rather than start a process to ask)")
+                   help="also write '<level> <dim>' to FILE (steps/extract_ssl.sh reads it)")
     p.add_argument("checkpoint")
-    p.add_argument("data_dir", nargs="?")
-    p.add_argument("ark", nargs="?")
-    p.add_argument("scp", nargs="?")
+    p.add_argument("data_dir")
+    p.add_argument("ark")
+    p.add_argument("scp")
     return p
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p = build_parser()
     args = p.parse_args(argv)
-    if not args.describe and args.scp is None:
-        p.error("need <checkpoint> <data-dir> <ark> <scp>")
     if args.batch_frames < 1:
         p.error(f"--batch-frames must be at least 1, got {args.batch_frames}")
     return args
@@ -96,9 +91,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(args.num_threads)
     device = select_device(args.device)
     model, config, input_dim = load_for_inference(Path(args.checkpoint), device)
-    if args.describe:
-        print(model.level, model.representation_dim(args.layer))
-        return 0
     info = f"{model.level} {model.representation_dim(args.layer)}"
     if args.write_info:
         with atomic_write(args.write_info) as f:
