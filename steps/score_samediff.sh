@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Same-different word discrimination on a data dir's features (Kamper's samediff): DTW
 # (cosine frame distance over n+m) or 10-frame downsampled embeddings over all pairs of the
-# word list's segments; average precision and precision-recall breakeven, overall and for
+# word list's segments (every same-word pair and a seeded sample of the others when there
+# are more than --max-pairs); average precision with its speaker-bootstrap 95% interval and precision-recall breakeven, overall and for
 # different-speaker pairs, in <out-dir>/results.json.  One job of --nj processes (the pairs
 # are split between them; the result does not depend on --nj).  --cmvn and --delta-order
 # default to the data dir's eval_opts (the protocol of its features, written by
@@ -17,6 +18,8 @@ cmd=run_local.sh
 method=dtw        # dtw | downsample
 cmvn=             # subtract the speaker's mean (needs cmvn.scp); empty: eval_opts', else false
 delta_order=      # 2: MFCC 13 -> 39 (Kamper's MFCC baseline); empty: eval_opts', else 0
+max_pairs=300000  # pairs scored at most: all same-word pairs, a sample of the others
+sample_seed=0     # of that sample
 # End configuration section.
 
 echo "$0 $*"
@@ -27,7 +30,9 @@ Options:
   --cmd <job-runner>       # how to run the job, e.g. run_local.sh or run_slurm.sh ($cmd)
   --method <dtw|downsample> # distance between segments ($method)
   --cmvn <true|false>      # speaker mean normalisation (default: <data-dir>/eval_opts' --cmvn, else false)
-  --delta-order <n>        # deltas to append (default: <data-dir>/eval_opts' --delta-order, else 0)"
+  --delta-order <n>        # deltas to append (default: <data-dir>/eval_opts' --delta-order, else 0)
+  --max-pairs <n>          # pairs scored at most: every same-word pair, a sample of the others ($max_pairs)
+  --sample-seed <n>        # seed of that sample ($sample_seed)"
 # shellcheck source=../utils/parse_options.sh
 . "$SPEECHSSL_ROOT/utils/parse_options.sh"
 
@@ -56,10 +61,12 @@ check_cmvn "$data" "$cmvn"
 
 mkdir -p "$dir/log"
 printf '%s\n' "data=$(readlink -f "$data")" "word_list=$(readlink -f "$words")" \
-  "method=$method" "cmvn=$cmvn" "delta_order=$delta_order" > "$dir/config"
+  "method=$method" "cmvn=$cmvn" "delta_order=$delta_order" "max_pairs=$max_pairs" \
+  "sample_seed=$sample_seed" > "$dir/config"
 $cmd "$dir/log/score_samediff.log" \
   python -m speechssl.bin.score_samediff --nj "$nj" --method "$method" --cmvn "$cmvn" \
-    --delta-order "$delta_order" "$data" "$words" "$dir"
+    --delta-order "$delta_order" --max-pairs "$max_pairs" --sample-seed "$sample_seed" \
+    "$data" "$words" "$dir"
 
 [ -f "$dir/results.json" ] || { echo "$0: no $dir/results.json; see $dir/log/score_samediff.log" >&2; exit 1; }
 grep -h "AP " "$dir/log/score_samediff.log" | sed 's/^.*) //' >&2 || true

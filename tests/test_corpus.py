@@ -18,10 +18,12 @@ from corpus_fixtures import (  # noqa: F401 (the fixtures are used by name)
 )
 from speechssl.augment import BAND_HIGH_HZ, BAND_LOW_HZ, GAIN_DB, add_noise, room_response
 from speechssl.corpus.synth.align import Misaligned, align, silence_before_first_phoneme
+from speechssl.corpus.synth.data_dirs import make_trials
 from speechssl.corpus.synth.distort import augment
 from speechssl.corpus.synth.espeak import Espeak, Event, load_loader
 from speechssl.corpus.synth.generate import TEMPORARY_WAV, generate_corpus
 from speechssl.corpus.synth.presets import PRESETS
+from speechssl.corpus.synth.render import Utterance
 from speechssl.corpus.synth.speakers import make_speakers, split_speakers
 from speechssl.corpus.synth.vocabulary import VOCABULARY
 from speechssl.data.ctm import read_ctm
@@ -54,19 +56,62 @@ def test_vocabulary_is_large_and_unshared():
             seen[w] = lang
 
 
-def test_default_split_is_disjoint_and_mixed():
-    c = PRESETS["default"]
-    speakers = make_speakers(c.num_speakers, c.languages, c.variants, seed=3)
-    sets = split_speakers(speakers, c.dev_fraction, c.test_fraction)
+@pytest.mark.parametrize("seed", [0, 1, 977])
+@pytest.mark.parametrize("preset", ["default", "tiny"])
+def test_split_covers_every_language_in_test(preset, seed):
+    c = PRESETS[preset]
+    speakers = make_speakers(c.num_speakers, c.languages, c.variants, seed=seed)
+    sets = split_speakers(speakers, c.test_per_language, c.dev_per_language, seed)
     ids = [s.spk_id for v in sets.values() for s in v]
     assert len(ids) == len(set(ids)) == c.num_speakers
     assert len({len(i) for i in ids}) == 1, "speaker ids must have a fixed width"
-    for name, spks in sets.items():
-        assert {s.gender for s in spks} == {"m", "f"}, name
-        assert len({s.lang for s in spks}) >= 3, name
-    assert len(sets["train"]) >= 0.6 * c.num_speakers
     assert {s.lang for s in sets["train"]} == set(c.languages)
-    warps = [s.warp for s in speakers]
+    assert {s.lang for s in sets["test"]} == set(c.languages)
+    assert len(sets["dev"]) >= 1
+    per_language = {lang: [s for s in sets["test"] if s.lang == lang] for lang in c.languages}
+    if preset == "default":   # 7 speakers of each language: 2 test, a man and a woman
+        assert all(len(v) == 2 for v in per_language.values())
+        assert all({s.gender for s in v} == {"m", "f"} for v in per_language.values())
+        assert {s.lang for s in sets["dev"]} == set(c.languages)
+        assert len(sets["train"]) == 28
+    else:   # 8 speakers of 3 languages: one training speaker each, 1 dev, 4 test
+        assert sorted(len(v) for v in per_language.values()) == [1, 1, 2]
+        assert (len(sets["train"]), len(sets["dev"])) == (3, 1)
+
+
+def test_split_changes_with_the_seed():
+    c = PRESETS["default"]
+    tests = []
+    for seed in (0, 1):
+        speakers = make_speakers(c.num_speakers, c.languages, c.variants, seed=seed)
+        sets = split_speakers(speakers, c.test_per_language, c.dev_per_language, seed)
+        tests.append({s.index for s in sets["test"]})
+    assert tests[0] != tests[1]
+
+
+def test_split_of_one_language_keeps_two_training_speakers():
+    speakers = make_speakers(6, ("en",), ("m1", "f1"), seed=0)
+    sets = split_speakers(speakers, 2, 1, seed=0)
+    assert [len(sets[x]) for x in ("train", "dev", "test")] == [3, 1, 2]
+    with pytest.raises(SpeechSSLError, match="4 speakers are too few for 1 dev"):
+        split_speakers(speakers[:4], 2, 1, seed=0)
+
+
+def test_half_the_nontargets_share_the_language():
+    utts = [Utterance(f"{spk}-{i:04d}", spk, spk[:2], ("w",), 16000, (), (), "")
+            for spk in ("en-m1-s001", "en-f1-s002", "de-m1-s003", "de-f1-s004")
+            for i in range(6)]
+    trials = make_trials(utts, seed=0, num_target=3, num_nontarget=4)
+    lang = {u.utt_id: u.lang for u in utts}
+    nontarget = [t for t in trials if not t.target]
+    same = sum(lang[t.enroll] == lang[t.test] for t in nontarget)
+    assert 0.35 < same / len(nontarget) < 0.65
+    assert sum(t.target for t in trials) >= 3 * len(utts) // 2
+
+
+def test_voice_warps_stay_in_range():
+    c = PRESETS["default"]
+    warps = [s.warp for s in make_speakers(c.num_speakers, c.languages, c.variants, seed=3)]
     assert 0.91 < min(warps) and max(warps) < 1.09
 
 
@@ -142,7 +187,8 @@ def test_data_dirs_are_sorted_and_consistent(tiny_corpus):
         spk2utt = read_list_table(d / "spk2utt")
         assert {u: s for s, us in spk2utt.items() for u in us} == tables["utt2spk"]
         assert set(read_table(d / "spk2gender")) == set(spk2utt)
-        assert set(read_table(d / "spk2gender").values()) == {"m", "f"}
+        if name != "dev":   # the tiny preset's dev set is one speaker
+            assert set(read_table(d / "spk2gender").values()) == {"m", "f"}
         for u, path in tables["wav.scp"].items():
             assert Path(path).is_absolute() and u.startswith(tables["utt2spk"][u] + "-")
             info = sf.info(path)

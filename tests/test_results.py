@@ -54,6 +54,23 @@ def test_table_rows_columns_and_best(exp: Path):
     assert lines[4] == "| cpc | **0.820** | - | **0.400 ± 0.020** | - |"
 
 
+def test_cells_whose_interval_overlaps_the_best_are_bold(tmp_path: Path):
+    exp = tmp_path / "exp"
+    put(exp, "fbank", "sv_cosine", task="sv_cosine", eer=17.2, eer_ci=[12.0, 22.5])
+    put(exp, "mfcc", "sv_cosine", task="sv_cosine", eer=11.0, eer_ci=[7.5, 15.25])
+    put(exp, "apc", "sv_cosine", task="sv_cosine", eer=16.0, eer_ci=[15.25, 18.0])
+    put(exp, "cpc", "sv_cosine", task="sv_cosine", eer=25.0, eer_ci=[20.0, 30.0])
+    put(exp, "cae", "sv_cosine", task="sv_cosine", eer=13.0)   # no interval: never tied
+    table = ResultsTable.build(find_results(exp), rows=["fbank", "mfcc", "apc", "cpc"])
+    assert table.best("sv_cosine") == "mfcc"
+    assert table.bold("sv_cosine") == {"fbank", "mfcc", "apc"}   # apc touches at 15.25
+    lines = table.markdown().splitlines()[2:]
+    assert lines == ["| fbank | **17.20 [12.00, 22.50]** |", "| mfcc | **11.00 [7.50, 15.25]** |",
+                     "| apc | **16.00 [15.25, 18.00]** |", "| cpc | 25.00 [20.00, 30.00] |",
+                     "| cae | 13.00 |"]
+    assert table.to_json()["tasks"]["sv_cosine"]["not_separable_from_best"] == ["apc", "fbank"]
+
+
 def test_written_files(exp: Path, tmp_path: Path):
     out = tmp_path / "table"
     table = ResultsTable.build(find_results(exp), columns=["sv_cosine"])
@@ -62,7 +79,8 @@ def test_written_files(exp: Path, tmp_path: Path):
     data = json.loads((out / "results.json").read_text())
     assert data["results"]["cpc"]["samediff_dtw"]["ap"] == 0.82
     assert data["tasks"]["sv_cosine"] == {"task": "sv_cosine", "metric": "eer",
-                                          "higher_is_better": False, "best": "mfcc"}
+                                          "higher_is_better": False, "best": "mfcc",
+                                          "not_separable_from_best": []}
     assert (out / "results.md").read_text() == table.markdown()
     for column in table.columns:
         image = matplotlib.image.imread(out / f"{column}.png")

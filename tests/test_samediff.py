@@ -11,8 +11,9 @@ import pytest
 from conftest import sh
 from recipe_fixtures import mini_recipe_fixture  # noqa: F401
 from speechssl.data.feature_loader import FeatureLoader
+from speechssl.dtw import condensed_dtw, listed_pairs_dtw, normalise_rows
 from speechssl.errors import InputError
-from speechssl.eval import samediff
+from speechssl.eval import bootstrap, samediff
 
 
 def brute_ap_prb(dist, match) -> tuple[float, float]:
@@ -120,6 +121,131 @@ def test_different_speaker_filtering():
 def test_no_repeated_word_is_an_error():
     with pytest.raises(InputError, match="no word occurs twice"):
         samediff.score([_segment("cat_s1_a"), _segment("dog_s1_b")], np.array([0.3]))
+
+
+def _word_tokens(rng, num_speakers, per_speaker, vocabulary):
+    """Segments ``w<k>_s<n>_<i>`` and a symmetric distance matrix, same words nearer."""
+    segs = [_segment(f"w{rng.integers(vocabulary)}_s{s}_{i}")
+            for s in range(num_speakers) for i in range(per_speaker)]
+    word = np.array([int(x.word[1:]) for x in segs])
+    spk = np.array([int(x.speaker[1:]) for x in segs])
+    n = len(segs)
+    d = rng.random((n, n)) + 0.6 * (word[:, None] != word[None, :])
+    d += 0.3 * rng.random(num_speakers)[spk][:, None]   # speakers that are harder than others
+    return segs, (d + d.T) / 2
+
+
+def _condensed(matrix):
+    i, j = np.triu_indices(len(matrix), k=1)
+    return matrix[i, j]
+
+
+def brute_force_draw_ap(segs, matrix, drawn):
+    """AP of one draw by copying the drawn speakers' tokens, each copy a speaker of its
+    own: pairs within a copy and across speakers, none across two copies of one speaker,
+    scored by the plain AP."""
+    spk = bootstrap.speaker_index([s.speaker for s in segs])[1]
+    tokens = bootstrap.resample_items(range(len(segs)), spk, drawn)
+    copy = [k for k, s in enumerate(drawn) for _ in range(int(np.sum(spk == s)))]
+    dist, match = [], []
+    for u in range(len(tokens)):
+        for v in range(u + 1, len(tokens)):
+            a, b = tokens[u], tokens[v]
+            if spk[a] != spk[b] or copy[u] == copy[v]:
+                dist.append(matrix[a, b])
+                match.append(segs[a].word == segs[b].word)
+    return samediff.average_precision(np.array(dist), np.array(match)) if any(match) \
+        else np.nan
+
+
+def test_bootstrap_ap_equals_copying_the_drawn_speakers():
+    rng = np.random.default_rng(4)
+    segs, matrix = _word_tokens(rng, num_speakers=4, per_speaker=9, vocabulary=6)
+    same_word, _, spk_i, spk_j = samediff.pair_labels(segs)
+    drawn = bootstrap.speaker_indices(4, num_draws=30, seed=7)
+    draws = bootstrap.speaker_draws(4, num_draws=30, seed=7)
+    got = samediff.ap_draws(_condensed(matrix), same_word, spk_i, spk_j, draws)
+    want = [brute_force_draw_ap(segs, matrix, d) for d in drawn]
+    np.testing.assert_allclose(got, want, rtol=1e-10)
+    # The reported interval is the percentile interval of these draws.
+    res = samediff.score(segs, _condensed(matrix))
+    all_draws = [brute_force_draw_ap(segs, matrix, d) for d in bootstrap.speaker_indices(4)]
+    np.testing.assert_allclose(res["ap_ci"], bootstrap.percentile_interval(all_draws),
+                               atol=1e-6)
+    assert res["ap_ci"][0] <= res["ap"] <= res["ap_ci"][1]
+    assert res["bootstrap"]["num_draws"] == bootstrap.NUM_DRAWS
+
+
+def test_weighted_ap_counts_copies():
+    rng = np.random.default_rng(0)
+    dist, match = rng.random(40), rng.random(40) < 0.3
+    weight = rng.integers(1, 4, 40).astype(float)
+    copied = np.repeat(np.arange(40), weight.astype(int))   # copies side by side
+    assert samediff.average_precision(dist, match, weight) == pytest.approx(
+        samediff.average_precision(dist[copied], match[copied]), abs=1e-12)
+    assert samediff.average_precision(dist, match, np.ones(40)) == pytest.approx(
+        samediff.average_precision(dist, match), abs=1e-12)
+
+
+def test_ap_interval_narrows_with_more_speakers():
+    widths = []
+    for num_speakers in (4, 24):
+        segs, matrix = _word_tokens(np.random.default_rng(1), num_speakers, 10, 8)
+        ci = samediff.score(segs, _condensed(matrix))["ap_ci"]
+        widths.append(ci[1] - ci[0])
+    assert widths[1] < 0.6 * widths[0]
+
+
+def test_pair_sample_keeps_same_word_pairs_and_estimates_ap():
+    rng = np.random.default_rng(3)
+    segs, matrix = _word_tokens(rng, num_speakers=8, per_speaker=40, vocabulary=30)
+    dist = _condensed(matrix)
+    full = samediff.score(segs, dist)
+    sample = samediff.sample_pairs(segs, 6000, seed=5)
+    again = samediff.sample_pairs(segs, 6000, seed=5)
+    assert np.array_equal(sample.index, again.index)
+    assert len(sample.index) == len(np.unique(sample.index)) == 6000
+    same_word = samediff.pair_labels(segs)[0]
+    assert set(np.flatnonzero(same_word)) <= set(sample.index.tolist())
+    negatives = sample.weight != 1
+    assert sample.weight[negatives].sum() == pytest.approx((~same_word).sum())
+    part = samediff.score(segs, dist[sample.index], sample)
+    assert (part["num_pairs"], part["num_pairs_scored"]) == (len(dist), 6000)
+    assert part["num_same_pairs"] == full["num_same_pairs"]
+    assert part["random_ap"] == pytest.approx(full["random_ap"])
+    width = full["ap_ci"][1] - full["ap_ci"][0]
+    # A sample of an eighth of the pairs moves AP by well under its interval.
+    assert abs(part["ap"] - full["ap"]) < 0.2 * width, (part["ap"], full["ap"], width)
+    assert abs(part["ap_diff_speaker"] - full["ap_diff_speaker"]) < 0.2 * width
+    assert samediff.sample_pairs(segs, len(dist), seed=5) is None   # all pairs fit
+
+
+def test_pair_sample_smaller_than_the_same_word_pairs_is_an_error():
+    segs = [_segment(f"cat_s1_{i}") for i in range(5)]
+    with pytest.raises(InputError, match="10 same-word pairs alone reach max_pairs 8"):
+        samediff.sample_pairs(segs, 8)
+
+
+@pytest.mark.parametrize("method", samediff.METHODS)
+def test_listed_pairs_equal_all_pairs(method):
+    rng = np.random.default_rng(2)
+    segs = [rng.standard_normal((int(rng.integers(3, 12)), 5)) for _ in range(30)]
+    full = samediff.pairwise_distances(segs, method)
+    index = np.sort(rng.choice(len(full), 100, replace=False))
+    one = samediff.pairwise_distances(segs, method, index=index)
+    two = samediff.pairwise_distances(segs, method, nj=2, index=index)
+    np.testing.assert_allclose(one, full[index], rtol=1e-12, atol=1e-12)
+    assert np.array_equal(one, two)
+
+
+def test_listed_pairs_dtw_in_any_order():
+    rng = np.random.default_rng(5)
+    segs = [rng.standard_normal((int(rng.integers(2, 9)), 4)) for _ in range(8)]
+    offsets = np.concatenate([[0], np.cumsum([len(x) for x in segs])])
+    unit = normalise_rows(np.concatenate(segs))
+    pairs = samediff.condensed_pairs(8, 0, 28)[::-1].copy()   # not grouped in order
+    np.testing.assert_allclose(listed_pairs_dtw(unit, offsets, pairs),
+                               condensed_dtw(unit, offsets)[::-1], rtol=1e-12)
 
 
 @pytest.fixture(name="test_mfcc")

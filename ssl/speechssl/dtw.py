@@ -274,6 +274,29 @@ def condensed_dtw(unit: np.ndarray, offsets: np.ndarray, lo: int = 0,
     return out
 
 
+def listed_pairs_dtw(unit: np.ndarray, offsets: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """DTW distances (cosine cost) of the listed segment pairs ``(P, 2)``, as
+    :func:`condensed_dtw` computes them: one matrix product per first segment, against the
+    frames of its listed partners only (equal to :func:`condensed_dtw` up to the rounding
+    of the products, whose shapes differ)."""
+    out = np.empty(len(pairs))
+    order = np.lexsort((pairs[:, 1], pairs[:, 0]))
+    ordered = pairs[order]
+    bounds = np.flatnonzero(np.diff(ordered[:, 0], prepend=-1, append=-1))
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        a, partners = ordered[lo, 0], ordered[lo:hi, 1]
+        lengths = offsets[partners + 1] - offsets[partners]
+        col_offsets = np.concatenate([[0], np.cumsum(lengths)])
+        # Frame rows of the partners, one block after another.
+        rows = np.repeat(offsets[partners] - col_offsets[:-1], lengths) + np.arange(
+            col_offsets[-1])
+        dots = unit[offsets[a]:offsets[a + 1]] @ unit[rows].T
+        distances = np.empty(hi - lo)
+        _row_distances(dots, col_offsets, 0, distances)
+        out[order[lo:hi]] = distances
+    return out
+
+
 def _row_starts(n: int) -> np.ndarray:
     rows = np.arange(n, dtype=np.int64)
     return rows * n - rows * (rows + 1) // 2

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from speechssl.cli import kaldi_bool, positive_int, run
 from speechssl.data.feature_loader import FeatureLoader, FeatureTransform
 from speechssl.eval.results import remove_outputs, write_results
-from speechssl.eval.samediff import METHODS, evaluate
+from speechssl.eval.samediff import MAX_PAIRS, METHODS, evaluate
 
 log = logging.getLogger("score_samediff")
 
@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cmvn", type=kaldi_bool, required=True,
                    help="true: subtract the speaker mean (needs cmvn.scp)")
     p.add_argument("--delta-order", type=int, required=True, help="2 gives MFCC 13 -> 39")
+    p.add_argument("--max-pairs", type=positive_int, default=MAX_PAIRS,
+                   help="pairs scored at most: every same-word pair, a sample of the others")
+    p.add_argument("--sample-seed", type=int, default=0, help="seed of that sample")
     p.add_argument("data_dir")
     p.add_argument("word_list")
     p.add_argument("out_dir")
@@ -42,16 +45,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     transform = FeatureTransform(cmvn=args.cmvn, delta_order=args.delta_order)
     start = time.perf_counter()
     results = evaluate(FeatureLoader(args.data_dir, transform), args.word_list,
-                       args.method, args.nj)
+                       args.method, args.nj, args.max_pairs, args.sample_seed)
     seconds = time.perf_counter() - start
     results.update(cmvn=args.cmvn, delta_order=args.delta_order, nj=args.nj,
                    seconds=round(seconds, 3))
     out = write_results(args.out_dir, results)
-    log.info("%s: %d segments, %d pairs (%d same) in %.1f s (%.0f pairs/s)", args.method,
-             results["num_segments"], results["num_pairs"], results["num_same_pairs"],
-             seconds, results["num_pairs"] / max(seconds, 1e-9))
-    log.info("AP %.4f PRB %.4f; different speakers AP %s (random %.4f); wrote %s",
-             results["ap"], results["prb"], results["ap_diff_speaker"],
+    log.info("%s: %d segments, %d of %d pairs scored (%d same) in %.1f s (%.0f pairs/s)",
+             args.method, results["num_segments"], results["num_pairs_scored"],
+             results["num_pairs"], results["num_same_pairs"], seconds,
+             results["num_pairs_scored"] / max(seconds, 1e-9))
+    log.info("AP %.4f [%s] PRB %.4f; different speakers AP %s (random %.4f); wrote %s",
+             results["ap"], results["ap_ci"], results["prb"], results["ap_diff_speaker"],
              results["random_ap"], out)
     return 0
 

@@ -135,7 +135,8 @@ def train_and_score(seed: int, words, segments, test_feats, config, inputs, devi
     model, history = train_seed(words, config, seed, device)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     embeddings = embed_segments(model, test_feats, config.data.max_frames, device)
-    scores = score(segments, pdist(embeddings.astype(np.float64), "cosine"))
+    # The interval is of the mean over seeds: summarize() computes it.
+    scores = score(segments, pdist(embeddings.astype(np.float64), "cosine"), intervals=False)
     result = {"seed": seed, "ap": scores["ap"], "prb": scores["prb"],
               "ap_diff_speaker": scores["ap_diff_speaker"],
               "prb_diff_speaker": scores["prb_diff_speaker"],
@@ -201,6 +202,27 @@ def mean_or_none(values: list[float | None]) -> float | None:
     return None if any(v is None for v in values) else float(np.mean(values))
 
 
+def mean_ap_interval(args: argparse.Namespace, exp: Path) -> dict[str, Any]:
+    """The speaker-bootstrap interval of the AP averaged over the seeds: every seed's
+    embeddings scored in the same draws, the draws' means taken."""
+    from scipy.spatial.distance import pdist
+
+    from speechssl.data.ark import iter_scp
+    from speechssl.eval import bootstrap
+    from speechssl.eval.samediff import ap_draws, pair_labels, read_word_list
+
+    segments = read_word_list(args.word_list)
+    same_word, _, spk_i, spk_j = pair_labels(segments)
+    num_speakers = len({s.speaker for s in segments})
+    draws = bootstrap.speaker_draws(num_speakers)
+    values = []
+    for seed in args.seeds:
+        vectors = dict(iter_scp(exp / f"seed{seed}" / "embeddings.scp"))
+        emb = np.stack([vectors[s.key] for s in segments]).astype(np.float64)
+        values.append(ap_draws(pdist(emb, "cosine"), same_word, spk_i, spk_j, draws))
+    return bootstrap.interval_of_draws(np.mean(values, axis=0), num_speakers)
+
+
 def summarize(args: argparse.Namespace, config: dict[str, Any],
               inputs: dict[str, Any]) -> dict[str, Any]:
     """results.json over the seeds; every seed must have finished with these inputs."""
@@ -213,9 +235,11 @@ def summarize(args: argparse.Namespace, config: dict[str, Any],
                              path=exp / f"seed{seed}" / "results.json")
         per_seed.append(result)
     ap = [r["ap"] for r in per_seed]
+    interval = mean_ap_interval(args, exp)
     summary = {
         "task": "awe", "features": Path(os.path.abspath(args.test_dir)).name,
         "ap_mean": float(np.mean(ap)), "ap_std": float(np.std(ap)),
+        "ap_mean_ci": interval["ci"], "bootstrap": interval["bootstrap"],
         "prb_mean": float(np.mean([r["prb"] for r in per_seed])),
         "ap_diff_speaker_mean": mean_or_none([r["ap_diff_speaker"] for r in per_seed]),
         "seeds": args.seeds,

@@ -11,10 +11,16 @@ its presence means the run finished; a run first removes the previous run's outp
 (:func:`remove_outputs`, and the step scripts before their checks), so a run that fails
 leaves no earlier result to be gathered as if it were current.
 
+Cells show the 95% speaker-bootstrap interval a results.json carries under
+``<metric>_ci`` (:mod:`speechssl.eval.bootstrap`); a column's best value is bold, and so is
+every value whose interval overlaps the best one's: the data cannot tell those apart.
+
 >>> TASKS["sv_cosine"].metric, TASKS["sv_cosine"].higher_is_better
 ('eer', False)
 >>> format_cell({"ap_mean": 0.41234, "ap_std": 0.0123}, TASKS["awe"])
 '0.412 ± 0.012'
+>>> format_cell({"eer": 11.031, "eer_ci": [7.52, 15.3]}, TASKS["sv_cosine"])
+'11.03 [7.52, 15.30]'
 """
 
 from __future__ import annotations
@@ -82,6 +88,15 @@ class Result:
     @property
     def value(self) -> float:
         return float(self.values[TASKS[self.task].metric])
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        """The 95% interval, if the results have a well-formed one."""
+        ci = self.values.get(f"{TASKS[self.task].metric}_ci")
+        if (isinstance(ci, list) and len(ci) == 2
+                and all(isinstance(x, (int, float)) and math.isfinite(x) for x in ci)):
+            return float(ci[0]), float(ci[1])
+        return None
 
 
 def read_result(path: Path, row: str, column: str) -> Result:
@@ -153,6 +168,20 @@ class ResultsTable:
         sign = -1 if task.higher_is_better else 1
         return min(present, key=lambda x: (sign * x[0], x[1]))[2]
 
+    def bold(self, column: str) -> set[str]:
+        """The best row and every row whose interval overlaps the best one's."""
+        best = self.best(column)
+        if best is None:
+            return set()
+        rows = {best}
+        best_ci = self.cells[best, column].interval
+        if best_ci is not None:
+            for row in self.rows:
+                ci = self.cells[row, column].interval if (row, column) in self.cells else None
+                if ci is not None and ci[0] <= best_ci[1] and best_ci[0] <= ci[1]:
+                    rows.add(row)
+        return rows
+
     def heading(self, column: str) -> str:
         task = self.task(column)
         arrow = "↑" if task.higher_is_better else "↓"
@@ -160,16 +189,17 @@ class ResultsTable:
         return f"{task.title} {arrow}{where}"
 
     def markdown(self) -> str:
-        """A GitHub table; the best value of each column in bold, '-' where not evaluated."""
+        """A GitHub table; in bold, the best value of each column and those whose interval
+        overlaps the best one's; '-' where not evaluated."""
         head = ["features"] + [self.heading(c) for c in self.columns]
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        best = {c: self.best(c) for c in self.columns}
+        bold = {c: self.bold(c) for c in self.columns}
         for row in self.rows:
             cells = [row]
             for c in self.columns:
                 r = self.cells.get((row, c))
                 text = "-" if r is None else format_cell(r.values, TASKS[r.task])
-                cells.append(f"**{text}**" if best[c] == row else text)
+                cells.append(f"**{text}**" if row in bold[c] else text)
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines) + "\n"
 
@@ -177,7 +207,9 @@ class ResultsTable:
         return {"rows": self.rows, "columns": self.columns,
                 "tasks": {c: {"task": self.tasks[c], "metric": self.task(c).metric,
                               "higher_is_better": self.task(c).higher_is_better,
-                              "best": self.best(c)} for c in self.columns},
+                              "best": self.best(c),
+                              "not_separable_from_best": sorted(self.bold(c) - {self.best(c)})}
+                          for c in self.columns},
                 "results": {row: {c: self.cells[row, c].values for c in self.columns
                                   if (row, c) in self.cells} for row in self.rows}}
 
@@ -186,11 +218,15 @@ def format_cell(values: dict, task: Task) -> str:
     text = f"{values[task.metric]:.{task.digits}f}"
     if task.spread and isinstance(values.get(task.spread), (int, float)):
         text += f" ± {values[task.spread]:.{task.digits}f}"
+    ci = values.get(f"{task.metric}_ci")
+    if isinstance(ci, list) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci):
+        text += f" [{ci[0]:.{task.digits}f}, {ci[1]:.{task.digits}f}]"
     return text
 
 
 def plot_column(table: ResultsTable, column: str, path: Path) -> None:
-    """A horizontal bar per feature set, the best one highlighted."""
+    """A horizontal bar per feature set with its 95% interval, the best one highlighted
+    and those not separable from it (:meth:`ResultsTable.bold`) lighter."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -199,19 +235,22 @@ def plot_column(table: ResultsTable, column: str, path: Path) -> None:
     task = table.task(column)
     rows = [r for r in table.rows if (r, column) in table.cells]
     values = [table.cells[r, column].value for r in rows]
-    spread = [table.cells[r, column].values.get(task.spread, 0.0) if task.spread else 0.0
-              for r in rows]
-    best = table.best(column)
+    intervals = [table.cells[r, column].interval or (v, v) for r, v in zip(rows, values,
+                                                                            strict=True)]
+    errors = [[v - lo for v, (lo, _) in zip(values, intervals, strict=True)],
+              [hi - v for v, (_, hi) in zip(values, intervals, strict=True)]]
+    best, bold = table.best(column), table.bold(column)
     fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(rows) + 1.2))
     y = range(len(rows))
-    ax.barh(y, values, xerr=spread if task.spread else None, capsize=3,
-            color=["C3" if r == best else "C0" for r in rows])
+    ax.barh(y, values, xerr=errors, capsize=3,
+            color=["C3" if r == best else "salmon" if r in bold else "C0" for r in rows])
     for i, v in enumerate(values):
         ax.text(v, i, f" {v:.{task.digits}f}", va="center", fontsize=8)
     ax.set_yticks(list(y))
     ax.set_yticklabels(rows)
     ax.invert_yaxis()
-    ax.set_xlabel(f"{task.title} ({'higher' if task.higher_is_better else 'lower'} is better)")
+    ax.set_xlabel(f"{task.title} ({'higher' if task.higher_is_better else 'lower'} is "
+                  "better; 95% interval)")
     ax.set_title(column)
     ax.margins(x=0.15)
     fig.tight_layout()

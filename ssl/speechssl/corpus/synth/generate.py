@@ -194,7 +194,8 @@ def generate_corpus(config: CorpusConfig, seed: int, nj: int, wav_dir: Path,
     remove_stale_temporaries(wav_dir)
     load_loader()  # fail before starting workers if libespeak-ng is missing
     speakers = make_speakers(config.num_speakers, config.languages, config.variants, seed)
-    splits = split_speakers(speakers, config.dev_fraction, config.test_fraction)
+    splits = split_speakers(speakers, config.test_per_language, config.dev_per_language,
+                            seed)
     jobs = [SpeakerJob(s, config, seed, str(wav_dir)) for s in speakers]
     results = run_jobs(jobs + list(config.languages), nj)
     utts_of = {s.spk_id: r[0] for s, r in zip(speakers, results[:len(speakers)], strict=True)}

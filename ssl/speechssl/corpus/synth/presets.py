@@ -13,14 +13,14 @@ ALL_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f4")  # see spe
 
 @dataclass(frozen=True)
 class CorpusConfig:
-    num_speakers: int = 40
+    num_speakers: int = 49         # 7 per language: 2 test, 1 dev, 4 train
     utts_per_speaker: int = 90
     languages: tuple[str, ...] = ALL_LANGUAGES
     variants: tuple[str, ...] = ALL_VARIANTS
     min_words: int = 2             # words per sentence, drawn uniformly
     max_words: int = 4
-    dev_fraction: float = 0.15     # of the speakers
-    test_fraction: float = 0.15
+    test_per_language: int = 2     # speakers (a man and a woman where the voices allow)
+    dev_per_language: int = 1
     min_word_dur: float = 0.5      # same-different word segments: seconds ...
     min_word_chars: int = 5        # ... and characters
     trials_target: int = 3         # per enrollment utterance of a test speaker

@@ -84,24 +84,57 @@ def make_speakers(num: int, languages, variants, seed: int) -> list[Speaker]:
     return [make_speaker(i, list(languages), list(variants), seed) for i in range(num)]
 
 
-def split_speakers(speakers: list[Speaker], dev_fraction: float,
-                   test_fraction: float) -> dict[str, list[Speaker]]:
-    """Disjoint train/dev/test speakers; dev and test take whole (male, female) pairs of one
-    language at a time, cycling through the languages, so each has both genders, several
-    languages and same-language speaker pairs (for nontarget trials)."""
-    n = len(speakers)
-    n_test = max(2, 2 * math.ceil(test_fraction * n / 2))
-    n_dev = max(2, 2 * math.ceil(dev_fraction * n / 2))
-    if n - n_test - n_dev < 2:
-        raise SpeechSSLError(f"{n} speakers are too few for {n_dev} dev and {n_test} test")
-    by_lang: dict[str, list[Speaker]] = {}
+def split_speakers(speakers: list[Speaker], test_per_language: int, dev_per_language: int,
+                   seed: int) -> dict[str, list[Speaker]]:
+    """Disjoint train/dev/test speakers, drawn per language from the seed.
+
+    In order of priority: every language keeps a training speaker; test takes one speaker
+    of every language (at least two in all: trials need nontargets), then dev one speaker;
+    then test grows to ``test_per_language`` per language (the second one of the other sex
+    where the language has one, so each language has a same-language nontarget pair of a
+    man and a woman), then dev to ``dev_per_language``; the rest train.  A small corpus
+    gets what its speakers allow (the tiny preset's 8 speakers of 3 languages: 3 train, 1
+    dev, and 4 test, of every language, two of one).
+    """
+    rng = np.random.default_rng([seed, 1])
+    pools: dict[str, list[Speaker]] = {}
     for s in speakers:
-        by_lang.setdefault(s.lang, []).append(s)
-    num_pairs = max(len(v) for v in by_lang.values()) // 2
-    pairs = [group[2 * p:2 * p + 2] for p in range(num_pairs) for group in by_lang.values()
-             if len(group) >= 2 * p + 2]
-    ordered = [s for pair in pairs for s in pair]
-    test, dev = ordered[:n_test], ordered[n_test:n_test + n_dev]
-    taken = {s.spk_id for s in test + dev}
-    train = [s for s in speakers if s.spk_id not in taken]
-    return {"train": train, "dev": dev, "test": test}
+        pools.setdefault(s.lang, []).append(s)
+    for lang, pool in pools.items():
+        pools[lang] = [pool[i] for i in rng.permutation(len(pool))]
+    keep = max(1, math.ceil(2 / len(pools)))   # training speakers every language keeps
+    sets: dict[str, list[Speaker]] = {"test": [], "dev": []}
+
+    def count(name: str, lang: str) -> int:
+        return sum(s.lang == lang for s in sets[name])
+
+    def take(name: str, lang: str) -> bool:
+        pool = pools[lang]
+        if len(pool) <= keep:
+            return False
+        genders = {s.gender for s in sets[name] if s.lang == lang}
+        pick = next((s for s in pool if s.gender not in genders), pool[0])
+        pool.remove(pick)
+        sets[name].append(pick)
+        return True
+
+    def take_at_least(name: str, num: int) -> None:
+        while len(sets[name]) < num:
+            lang = max(pools, key=lambda x: len(pools[x]))   # first of the largest
+            if not take(name, lang):
+                raise SpeechSSLError(f"{len(speakers)} speakers are too few for {num} {name} "
+                                     f"speaker(s) besides {keep} training per language")
+
+    for lang in pools:
+        take("test", lang)
+    take_at_least("test", 2)
+    take_at_least("dev", 1)
+    for name, per_language in (("test", test_per_language), ("dev", dev_per_language)):
+        for lang in pools:
+            while count(name, lang) < per_language and take(name, lang):
+                pass
+    taken = {s.spk_id for v in sets.values() for s in v}
+    by_index = sorted(speakers, key=lambda s: s.index)
+    return {"train": [s for s in by_index if s.spk_id not in taken],
+            "dev": sorted(sets["dev"], key=lambda s: s.index),
+            "test": sorted(sets["test"], key=lambda s: s.index)}
