@@ -444,3 +444,14 @@ def test_generation_removes_its_stale_temporaries_and_nothing_else(tmp_path, mon
     for name in keep:
         assert (wav_dir / name).is_file(), name
     assert (wav_dir / "spk02" / ".b.wav.abcdefgh.tmp").is_dir()
+
+
+def test_dev_and_test_speakers_say_fewer_utterances(tmp_path, tiny_corpus):
+    generate(tmp_path, "--utts-per-eval-speaker", "3")
+    for name, per_speaker in (("train", 5), ("dev", 3), ("test", 3)):
+        spk2utt = read_list_table(data(tmp_path, name) / "spk2utt")
+        assert {len(u) for u in spk2utt.values()} == {per_speaker}, name
+    # The first utterances are those of the corpus where every speaker says 5.
+    test = read_table(data(tmp_path, "test") / "text")
+    full = read_table(data(tiny_corpus, "test") / "text")
+    assert test == {u: full[u] for u in test}

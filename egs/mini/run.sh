@@ -6,7 +6,7 @@
 # stage 4 builds the hybrid ASR's lang, LM, monophone GMM alignments and graph; stage 5
 # evaluates the baselines and every method on every task that fits it; stage 6 gathers one
 # results table (exp/results/results.md, one chart per task).
-#   ./run.sh                      all stages, default corpus (about two hours of audio)
+#   ./run.sh                      all stages, default corpus (about 1.9 hours of audio)
 #   ./run.sh --preset tiny        a corpus of a few seconds, as the tests use
 #   ./run.sh --stage 1            recompute features on an existing corpus
 set -euo pipefail
@@ -14,7 +14,7 @@ set -euo pipefail
 stage=0
 stop_stage=100
 nj=2
-preset=default   # default (~40 speakers x 90 utterances) or tiny (8 x 5)
+preset=default   # default (49 speakers of 7 languages; 2 per language test) or tiny (8 x 5)
 augment=false    # reverberation, noise, band-pass and gain on top of the clean speech
 seed=0
 methods="apc cpc capc cae vicreg"   # conf/<method>.yaml for each

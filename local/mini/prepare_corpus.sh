@@ -6,12 +6,13 @@
 set -euo pipefail
 
 # Configuration (each one is an option: --num-speakers 12 sets num_speakers).
-preset=default        # default (40 speakers x 90 utterances) or tiny (8 x 5)
+preset=default        # default (49 speakers x 90 utterances, 40 of dev/test speakers) or tiny (8 x 5)
 nj=2                  # worker processes (one speaker at a time each)
 seed=0
 augment=false         # reverberation, noise, band-pass, gain; same texts and alignments
 num_speakers=         # empty: the preset's value
 utts_per_speaker=
+utts_per_eval_speaker=   # of dev and test speakers; empty: the preset's
 languages=            # comma-separated, e.g. en,de,es,fr,nl,sw,tn
 min_word_dur=0.5      # same-different words: at least this many seconds ...
 min_word_chars=5      # ... and this many characters
@@ -25,6 +26,7 @@ Options:
   --augment (true|false)    distort the audio (default: $augment)
   --num-speakers N          override the preset's number of speakers
   --utts-per-speaker N      override the preset's utterances per speaker
+  --utts-per-eval-speaker N override the preset's utterances per dev and test speaker
   --languages LIST          comma-separated language codes (en,de,es,fr,nl,sw,tn)
   --min-word-dur SECONDS    same-different word segments (default: $min_word_dur)
   --min-word-chars N        same-different word segments (default: $min_word_chars)"
@@ -50,6 +52,7 @@ opts=(--preset "$preset" --nj "$nj" --seed "$seed"
 [ "$augment" = true ] && opts+=(--augment)
 [ -n "$num_speakers" ] && opts+=(--num-speakers "$num_speakers")
 [ -n "$utts_per_speaker" ] && opts+=(--utts-per-speaker "$utts_per_speaker")
+[ -n "$utts_per_eval_speaker" ] && opts+=(--utts-per-eval-speaker "$utts_per_eval_speaker")
 [ -n "$languages" ] && opts+=(--languages "$languages")
 
 mkdir -p "$data_dir/log"

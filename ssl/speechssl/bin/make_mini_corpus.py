@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="make_mini_corpus", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="tiny", choices=sorted(PRESETS),
-                   help="tiny: 8 speakers x 5 utterances; default: 40 x 90 (default: tiny)")
+                   help="tiny: 8 speakers x 5 utterances; default: 49 speakers x 90, the 21 "
+                        "dev and test speakers x 40 (default: tiny)")
     p.add_argument("--nj", type=int, default=1, help="parallel worker processes")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--augment", action="store_true",
@@ -39,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "as the clean corpus of the same seed)")
     p.add_argument("--num-speakers", type=int)
     p.add_argument("--utts-per-speaker", type=int)
+    p.add_argument("--utts-per-eval-speaker", type=int,
+                   help="of the dev and test speakers (default: the preset's)")
     p.add_argument("--languages", type=_csv, help="comma-separated, e.g. en,de,es,fr,nl,sw,tn")
     p.add_argument("--variants", type=_csv, help="eSpeak voice variants, e.g. m1,m3,f2")
     p.add_argument("--min-words", type=int, help="words per sentence, at least")
@@ -54,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     config = get_preset(
         args.preset, num_speakers=args.num_speakers, utts_per_speaker=args.utts_per_speaker,
+        utts_per_eval_speaker=args.utts_per_eval_speaker,
         languages=args.languages, variants=args.variants, min_words=args.min_words,
         max_words=args.max_words, min_word_dur=args.min_word_dur,
         min_word_chars=args.min_word_chars, augment=args.augment or None)

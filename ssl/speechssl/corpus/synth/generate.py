@@ -53,6 +53,7 @@ class SpeakerJob:
     config: CorpusConfig
     seed: int
     wav_dir: str
+    num_utts: int
 
 
 def write_wav(path: Path, audio: np.ndarray) -> None:
@@ -91,7 +92,7 @@ def synth_speaker(job: SpeakerJob) -> tuple[list[Utterance], list[Rejection]]:
     text_rng = np.random.default_rng([job.seed, 1, spk.index])
     vocab = VOCABULARY[spk.lang]
     utts, rejected = [], []
-    for n in range(1, c.utts_per_speaker + 1):
+    for n in range(1, job.num_utts + 1):
         utt_id = f"{spk.spk_id}-{n:04d}"
         for _ in range(c.max_attempts):
             words = sample_sentence(text_rng, vocab, c.min_words, c.max_words)
@@ -196,7 +197,10 @@ def generate_corpus(config: CorpusConfig, seed: int, nj: int, wav_dir: Path,
     speakers = make_speakers(config.num_speakers, config.languages, config.variants, seed)
     splits = split_speakers(speakers, config.test_per_language, config.dev_per_language,
                             seed)
-    jobs = [SpeakerJob(s, config, seed, str(wav_dir)) for s in speakers]
+    evaluated = {s.spk_id for name in ("dev", "test") for s in splits[name]}
+    jobs = [SpeakerJob(s, config, seed, str(wav_dir),
+                       config.utts_per_eval_speaker if s.spk_id in evaluated
+                       else config.utts_per_speaker) for s in speakers]
     results = run_jobs(jobs + list(config.languages), nj)
     utts_of = {s.spk_id: r[0] for s, r in zip(speakers, results[:len(speakers)], strict=True)}
     rejected = [x for r in results[:len(speakers)] for x in r[1]]

@@ -15,6 +15,10 @@ ALL_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f4")  # see spe
 class CorpusConfig:
     num_speakers: int = 49         # 7 per language: 2 test, 1 dev, 4 train
     utts_per_speaker: int = 90
+    # Dev and test speakers say fewer (None: as many): an interval over test speakers
+    # narrows with more speakers, not with more of one speaker's utterances, and the
+    # evaluations' time grows with the utterances.
+    utts_per_eval_speaker: int | None = 40
     languages: tuple[str, ...] = ALL_LANGUAGES
     variants: tuple[str, ...] = ALL_VARIANTS
     min_words: int = 2             # words per sentence, drawn uniformly
@@ -30,8 +34,8 @@ class CorpusConfig:
 
 
 PRESETS = {
-    "tiny": CorpusConfig(num_speakers=8, utts_per_speaker=5, languages=("en", "de", "es"),
-                         min_words=3, max_words=5),
+    "tiny": CorpusConfig(num_speakers=8, utts_per_speaker=5, utts_per_eval_speaker=None,
+                         languages=("en", "de", "es"), min_words=3, max_words=5),
     "default": CorpusConfig(),
 }
 
@@ -42,6 +46,8 @@ def get_preset(name: str, **overrides) -> CorpusConfig:
         raise SpeechSSLError(f"unknown preset '{name}'; available: {', '.join(PRESETS)}")
     config = dataclasses.replace(PRESETS[name],
                                  **{k: v for k, v in overrides.items() if v is not None})
+    if config.utts_per_eval_speaker is None:
+        config = dataclasses.replace(config, utts_per_eval_speaker=config.utts_per_speaker)
     check_config(config)
     return config
 
@@ -50,6 +56,7 @@ def check_config(c: CorpusConfig) -> None:
     if not 1 <= c.min_words <= c.max_words:
         raise SpeechSSLError(f"need 1 <= min_words <= max_words, got {c.min_words}, "
                              f"{c.max_words}")
-    if c.num_speakers < 6 or c.utts_per_speaker < 2:
-        raise SpeechSSLError("need at least 6 speakers (2 per set) and 2 utterances each, got "
-                             f"{c.num_speakers} speakers x {c.utts_per_speaker} utterances")
+    if c.num_speakers < 6 or min(c.utts_per_speaker, c.utts_per_eval_speaker) < 2:
+        raise SpeechSSLError("need at least 6 speakers and 2 utterances each, got "
+                             f"{c.num_speakers} speakers x {c.utts_per_speaker} utterances "
+                             f"({c.utts_per_eval_speaker} of dev and test speakers)")
