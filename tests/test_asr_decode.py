@@ -158,6 +158,8 @@ def test_gmm_decoding(setup):
                                "--cmvn", "false", "--delta-order", "0")
     assert results["task"] == "asr_gmm" and results["num_utts"] == 12
     assert results["wer"] < 10, results
+    assert results["wer_ci"][0] <= results["wer"] <= results["wer_ci"][1], results
+    assert results["bootstrap"]["num_speakers"] == 3
     assert sorted(results["wer_by_lmwt"]) == ["1", "2", "3"]
     assert (out / "best_wer").read_text().startswith("%WER")
     assert (out / "scoring" / "wer_details" / "per_utt").is_file()

@@ -123,7 +123,7 @@ def test_pooling_is_mean_and_std_over_frames():
 def results_of(out: Path) -> dict:
     res = json.loads((out / "results.json").read_text())
     assert {"eer", "min_dcf_0.01", "min_dcf_0.001", "num_trials", "num_target", "backend",
-            "features"} <= set(res)
+            "features", "eer_ci", "min_dcf_0.01_ci", "min_dcf_0.001_ci", "bootstrap"} <= set(res)
     assert (out / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     return res
 

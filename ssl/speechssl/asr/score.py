@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import kaldialign
+import numpy as np
 
 from speechssl.data.table import PathLike, iter_table
 from speechssl.errors import InputError, examples
@@ -107,6 +108,14 @@ def score_texts(refs: Mapping[str, Sequence[str]], hyps: Mapping[str, Sequence[s
         counts.sentence_errors += list(ref) != list(hyp)
         per_utt[utt] = (len(ref) - sub - dels, sub, ins, dels)
     return counts, per_utt
+
+
+def utterance_errors(per_utt: Mapping[str, Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Errors (sub + ins + del) and reference tokens (correct + sub + del) of each utterance
+    of :func:`score_texts`' ``(correct, sub, ins, del)``, in its order."""
+    csid = np.array(list(per_utt.values()), dtype=np.int64).reshape(-1, 4)
+    correct, sub, ins, dels = csid.T
+    return sub + ins + dels, correct + sub + dels
 
 
 def format_counts(counts: ErrorCounts, name: str = "WER") -> str:

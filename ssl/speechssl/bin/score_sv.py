@@ -2,15 +2,16 @@
 
 Writes ``<out-dir>/scores`` (Kaldi's ``<enroll> <test> <score>``), ``det.png`` and, last,
 ``results.json`` (EER as Kaldi's compute-eer, minDCF at p_target 0.01 and 0.001 as Kaldi's
-sid/compute_min_dcf.py), after removing those of an earlier run.  See
-:mod:`speechssl.eval.sv` for the backends.
+sid/compute_min_dcf.py, each with its 95% interval over the enrollment speakers as
+``<metric>_ci``, see :mod:`speechssl.eval.bootstrap`), after removing those of an earlier
+run.  See :mod:`speechssl.eval.sv` for the backends.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,11 +20,14 @@ from speechssl.cli import kaldi_bool, run
 from speechssl.data.datadir import DataDir
 from speechssl.data.trials import check_trials_cover, read_trials
 from speechssl.errors import InputError
+from speechssl.eval.bootstrap import bootstrap, speaker_index
 from speechssl.eval.metrics import compute_eer, compute_min_dcf
 from speechssl.eval.results import remove_outputs, write_results
 from speechssl.eval.sv import (
     BackendConfig,
+    SpeakerResampledScores,
     available_utts,
+    enrollment_speakers,
     load_embeddings,
     make_backend,
     plot_det,
@@ -33,6 +37,13 @@ from speechssl.eval.sv import (
 
 log = logging.getLogger("score_sv")
 OUTPUTS = ("scores", "det.png")  # besides results.json
+# results.json key -> the metric of (target, nontarget) scores, as Kaldi computes it
+METRICS: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
+    "eer": lambda target, nontarget: compute_eer(target, nontarget)[0],
+    "min_dcf_0.01": lambda target, nontarget: compute_min_dcf(target, nontarget, 0.01)[0],
+    "min_dcf_0.001": lambda target, nontarget: compute_min_dcf(target, nontarget, 0.001)[0],
+}
+DIGITS = 4
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,17 +79,54 @@ def load_training(train_dir: str | None, cmvn: bool, dim: int):
     return train, np.array([utt2spk[u] for u in train.utts])
 
 
-def results(target: np.ndarray, nontarget: np.ndarray, args, source: str) -> dict:
-    eer, threshold = compute_eer(target, nontarget)
-    return {"task": f"sv_{args.backend}", "eer": round(eer, 4),
-            "min_dcf_0.01": round(compute_min_dcf(target, nontarget, 0.01)[0], 4),
-            "min_dcf_0.001": round(compute_min_dcf(target, nontarget, 0.001)[0], 4),
+def metric_statistic(resampled: SpeakerResampledScores,
+                     metric: Callable[[np.ndarray, np.ndarray], float]):
+    """The bootstrap statistic of one metric: its value on a draw's scores."""
+    def statistic(weights: np.ndarray) -> float | None:
+        drawn = resampled.draw(weights)
+        return None if drawn is None else metric(*drawn)
+    return statistic
+
+
+def speaker_intervals(scores: np.ndarray, is_target: np.ndarray, speakers: Sequence[str],
+                      ) -> dict[str, dict]:
+    """Each metric's :func:`bootstrap` over the trials' speakers (the same draws for all)."""
+    names, speaker = speaker_index(speakers)
+    resampled = SpeakerResampledScores(scores, is_target, speaker)
+    return {key: bootstrap(metric_statistic(resampled, metric), len(names))
+            for key, metric in METRICS.items()}
+
+
+def rounded(ci: list[float] | None, digits: int = DIGITS) -> list[float] | None:
+    return None if ci is None else [round(x, digits) for x in ci]
+
+
+def metric_values(scores: np.ndarray, is_target: np.ndarray, speakers: Sequence[str],
+                  ) -> tuple[dict, dict]:
+    """``<metric>`` and ``<metric>_ci`` of every metric; how the intervals were made (the
+    same for all: the draws are, and so are the draws without a target or nontarget)."""
+    target, nontarget = scores[is_target], scores[~is_target]
+    intervals = speaker_intervals(scores, is_target, speakers)
+    values = {}
+    for key, metric in METRICS.items():
+        values[key] = round(metric(target, nontarget), DIGITS)
+        values[f"{key}_ci"] = rounded(intervals[key]["ci"])
+    return values, intervals["eer"]["bootstrap"]
+
+
+def results(scores: np.ndarray, is_target: np.ndarray, speakers: Sequence[str], args,
+            source: str) -> dict:
+    """results.json; ``speakers``: each trial's, that of its enrollment utterance."""
+    target, nontarget = scores[is_target], scores[~is_target]
+    values, how = metric_values(scores, is_target, speakers)
+    return {"task": f"sv_{args.backend}", **values,
             "num_trials": int(target.size + nontarget.size), "num_target": int(target.size),
             "backend": args.backend, "features": Path(args.data_dir).name,
             "data_dir": str(Path(args.data_dir).resolve()),
-            "input": source, "eer_threshold": threshold,
+            "input": source, "eer_threshold": compute_eer(target, nontarget)[1],
             "train_dir": args.train_dir, "mean_norm": args.mean_norm,
-            "length_norm": args.length_norm, "lda_dim": args.lda_dim, "cmvn": args.cmvn}
+            "length_norm": args.length_norm, "lda_dim": args.lda_dim, "cmvn": args.cmvn,
+            "bootstrap": how}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -91,6 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     labels = np.array([t.target for t in trials])
     if labels.all() or not labels.any():
         raise InputError("trials need both target and nontarget lines", path=args.trials)
+    speakers = enrollment_speakers(trials, DataDir(args.data_dir).utt2spk,
+                                   Path(args.data_dir) / "utt2spk")
     emb = load_embeddings(args.data_dir, [x for t in trials for x in (t.enroll, t.test)],
                           cmvn=args.cmvn)
     train, train_labels = load_training(args.train_dir, args.cmvn, emb.vectors.shape[1])
@@ -98,12 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     scores = score_trials(make_backend(config, emb, train, train_labels), emb, trials)
     out.mkdir(parents=True, exist_ok=True)
     write_scores(out / "scores", trials, scores)
-    res = results(scores[labels], scores[~labels], args, emb.source)
+    res = results(scores, labels, speakers, args, emb.source)
     plot_det(out / "det.png", scores[labels], scores[~labels], res["eer"],
              f"{res['features']} ({args.backend})")
     write_results(out, res)
-    log.info("%s, %s: EER %.2f%%, minDCF(0.01) %.4f, minDCF(0.001) %.4f on %d trials",
-             res["features"], args.backend, res["eer"], res["min_dcf_0.01"],
+    log.info("%s, %s: EER %.2f%% (95%% interval over %d speakers %s), minDCF(0.01) %.4f, "
+             "minDCF(0.001) %.4f on %d trials", res["features"], args.backend, res["eer"],
+             res["bootstrap"]["num_speakers"], res["eer_ci"], res["min_dcf_0.01"],
              res["min_dcf_0.001"], res["num_trials"])
     return 0
 

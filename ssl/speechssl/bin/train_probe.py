@@ -1,8 +1,8 @@
 """Train a probing classifier (phone, speaker or language) on one data dir's features
-and measure its accuracy on another's.  Writes the classifier ``probe.pt``,
-``per_class.txt`` and, last, ``<exp-dir>/results.json``, after removing an earlier run's;
-see :mod:`speechssl.eval.probe` for the protocol and :mod:`speechssl.eval.probe_data` for
-the examples and labels."""
+and measure its accuracy on another's, with a 95% interval over the test speakers.  Writes
+the classifier ``probe.pt``, ``per_class.txt`` and, last, ``<exp-dir>/results.json``, after
+removing an earlier run's; see :mod:`speechssl.eval.probe` for the protocol and
+:mod:`speechssl.eval.probe_data` for the examples and labels."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from speechssl.errors import InputError
 from speechssl.eval.probe import (
     TASK_DEFAULTS,
     ProbeConfig,
+    accuracy_interval,
     per_class_table,
     percent,
     predict,
@@ -32,6 +33,7 @@ from speechssl.eval.probe_data import (
     ProbeSet,
     check_held_out,
     check_speakers,
+    example_speakers,
     load_set,
 )
 from speechssl.eval.results import remove_outputs, write_results
@@ -114,6 +116,11 @@ def load_sets(args: argparse.Namespace, transform: FeatureTransform,
     return train, test
 
 
+def rounded(ci: list[float] | None) -> list[float] | None:
+    """An interval rounded as the accuracies (2 decimals of a percent)."""
+    return None if ci is None else [round(x, 2) for x in ci]
+
+
 def write_outputs(out: Path, probe, classes: list[str], table: list[str],
                   results: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
@@ -138,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "removes most of what a mean-pooled %s probe measures", args.task)
     train, test = load_sets(args, FeatureTransform(cmvn=args.cmvn,
                                                    delta_order=args.delta_order))
+    speakers, test_speaker = example_speakers(test)   # checked before the training
     loaded = time.perf_counter()
     classes = sorted(train.vocab, key=label_order)
     train_y, test_y = class_ids(train, classes), class_ids(test, classes)
@@ -149,9 +157,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.warning("%d test examples have labels unseen in training (%s): counted as errors",
                     int(unseen.sum()), " ".join(sorted(set(test.labels[unseen]))[:10]))
     majority = np.bincount(train_y, minlength=len(classes)).argmax()
+    interval = accuracy_interval(test_pred == test_y, test_speaker, len(speakers))
     results = {
         "task": f"probe_{args.task}", "features": Path(args.test_dir).name,
         "accuracy": percent((test_pred == test_y).sum(), len(test_y)),
+        "accuracy_ci": rounded(interval["ci"]),
         "train_accuracy": percent((train_pred == train_y).sum(), len(train_y)),
         "majority_baseline": percent((test_y == majority).sum(), len(test_y)),
         "num_classes": len(classes), "num_train": len(train_y), "num_test": len(test_y),
@@ -164,15 +174,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "train_dir": args.train_dir, "test_dir": args.test_dir,
         **{f"train_{k}": v for k, v in train.counts.items()},
         **{f"test_{k}": v for k, v in test.counts.items()},
+        "bootstrap": interval["bootstrap"],
         "load_seconds": round(loaded - start, 3),
         "seconds": round(time.perf_counter() - start, 3),
     }
     table = per_class_table(classes, train_y, test.labels, test_y, test_pred)
     write_outputs(Path(args.exp_dir), probe, classes, table, results)
-    log.info("%s probe on %s: accuracy %.2f%% (train %.2f%%, majority baseline %.2f%%), "
-             "%d classes, %d train / %d test examples, %.1f s", args.task, results["features"],
-             results["accuracy"], results["train_accuracy"], results["majority_baseline"],
-             len(classes), len(train_y), len(test_y), results["seconds"])
+    log.info("%s probe on %s: accuracy %.2f%% (95%% interval over %d test speakers %s; "
+             "train %.2f%%, majority baseline %.2f%%), %d classes, %d train / %d test "
+             "examples, %.1f s", args.task, results["features"], results["accuracy"],
+             len(speakers), results["accuracy_ci"], results["train_accuracy"],
+             results["majority_baseline"], len(classes), len(train_y), len(test_y),
+             results["seconds"])
     return 0
 
 

@@ -46,6 +46,7 @@ from speechssl.data.datadir import DataDir
 from speechssl.data.feature_loader import FeatureLoader, FeatureTransform, read_embedding
 from speechssl.data.table import iter_table
 from speechssl.errors import InputError, examples
+from speechssl.eval.bootstrap import speaker_index
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class ProbeSet:
     vocab: list[str]
     source: str                # where the vectors come from, for results.json
     utts: list[str]            # the utterances the examples come from
+    example_utt: np.ndarray    # (N,) each example's utterance, an index into utts
     counts: dict[str, int] = field(default_factory=dict)   # what was skipped or trimmed
 
     @property
@@ -217,9 +219,10 @@ def phone_set(data_dir, transform: FeatureTransform) -> ProbeSet:
         log.warning("%s: %d frames fall in gaps of the CTM and are skipped", data.path / name,
                     unlabelled)
     counts.update(trimmed_frames=trimmed, unlabelled_frames=unlabelled)
+    frames_per_utt = [len(y) for y in ys]
     return ProbeSet(str(data.path), np.concatenate(xs).astype(np.float32, copy=False),
                     np.concatenate(ys), vocab.words(), f"feats.scp frames ({name})",
-                    utts, counts)
+                    utts, np.repeat(np.arange(len(utts)), frames_per_utt), counts)
 
 
 def utterance_vectors(data: DataDir, transform: FeatureTransform,
@@ -263,7 +266,7 @@ def utterance_set(data_dir, task: str, transform: FeatureTransform) -> ProbeSet:
     vocab = _Vocab()
     ids = vocab.encode([labels[u] for u in keep])
     return ProbeSet(str(data.path), x[[pos[u] for u in keep]], ids, vocab.words(), source,
-                    keep, counts)
+                    keep, np.arange(len(keep)), counts)
 
 
 def check_held_out(train: ProbeSet, test: ProbeSet) -> None:
@@ -289,6 +292,19 @@ def check_speakers(task: str, train_dir, test_dir) -> None:
         raise InputError(f"{len(test & train)} speakers occur in both training and test "
                          f"({examples(test & train)}): the language probe needs held-out "
                          "speakers", path=DataDir(test_dir).path / "utt2spk")
+
+
+def example_speakers(data: ProbeSet) -> tuple[list[str], np.ndarray]:
+    """The set's speakers (utt2spk) and each example's index among them, that of its
+    utterance: the unit the accuracy's confidence interval resamples."""
+    data_dir = DataDir(data.path)
+    utt2spk = data_dir.utt2spk
+    missing = [u for u in data.utts if u not in utt2spk]
+    if missing:
+        raise InputError(f"{len(missing)} utterances have no speaker ({examples(missing)})",
+                         path=data_dir.path / "utt2spk")
+    names, utt_speaker = speaker_index([utt2spk[u] for u in data.utts])
+    return names, utt_speaker[data.example_utt]
 
 
 def load_set(data_dir, task: str, transform: FeatureTransform) -> ProbeSet:

@@ -237,8 +237,9 @@ def plot_column(table: ResultsTable, column: str, path: Path) -> None:
     values = [table.cells[r, column].value for r in rows]
     intervals = [table.cells[r, column].interval or (v, v) for r, v in zip(rows, values,
                                                                             strict=True)]
-    errors = [[v - lo for v, (lo, _) in zip(values, intervals, strict=True)],
-              [hi - v for v, (_, hi) in zip(values, intervals, strict=True)]]
+    # A percentile interval need not contain its value: clip the bars at the value.
+    errors = [[max(v - lo, 0.0) for v, (lo, _) in zip(values, intervals, strict=True)],
+              [max(hi - v, 0.0) for v, (_, hi) in zip(values, intervals, strict=True)]]
     best, bold = table.best(column), table.bold(column)
     fig, ax = plt.subplots(figsize=(5.5, 0.45 * len(rows) + 1.2))
     y = range(len(rows))
