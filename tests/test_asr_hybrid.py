@@ -64,7 +64,17 @@ def test_streamed_batches_cover_every_frame_once():
                                                 np.random.default_rng(0))]
     got = np.sort(torch.cat(seen).numpy())
     np.testing.assert_array_equal(got, np.sort(np.concatenate(list(pdfs.values()))))
-    assert max(len(y) for y in seen) == 7
+    assert 7 <= max(len(y) for y in seen) <= 8   # a last frame joins the batch before
+
+
+def test_no_minibatch_of_one_frame():
+    # 2 buffers of 15 frames (batch 7: 7 + 8) and one of 1 frame (kept: nothing to join).
+    feats = {f"u{i}": np.zeros((n, 2), np.float32) for i, n in enumerate([15, 15, 1])}
+    pdfs = {u: np.arange(len(f)) for u, f in feats.items()}
+    config = hybrid.HybridConfig(buffer_utts=1, batch_size=7, left_context=0, right_context=0)
+    sizes = [len(y) for _, y in hybrid.stream_batches(feats.__getitem__, pdfs, list(feats),
+                                                       config, None)]
+    assert sizes == [7, 8, 7, 8, 1]
 
 
 def test_priors_from_counts():

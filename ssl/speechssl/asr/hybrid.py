@@ -193,7 +193,9 @@ def stream_batches(load, pdfs: Mapping[str, np.ndarray], utts: Sequence[str],
                    config: HybridConfig, rng: np.random.Generator | None,
                    ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """Minibatches over ``utts`` (``load(utt)`` gives its normalised features): shuffled
-    utterance order and frames within each buffer when ``rng`` is given, else in order."""
+    utterance order and frames within each buffer when ``rng`` is given, else in order.
+    A buffer's last frame never makes a minibatch of its own (it joins the one before):
+    batch normalisation cannot train on one frame."""
     order = list(utts) if rng is None else [utts[i] for i in rng.permutation(len(utts))]
     for start in range(0, len(order), config.buffer_utts):
         chunk = order[start:start + config.buffer_utts]
@@ -202,8 +204,11 @@ def stream_batches(load, pdfs: Mapping[str, np.ndarray], utts: Sequence[str],
                           config.right_context)
         frames = (torch.arange(len(buf)) if rng is None
                   else torch.from_numpy(rng.permutation(len(buf))))
-        for b in range(0, len(buf), config.batch_size):
-            yield buf.batch(frames[b:b + config.batch_size])
+        starts = list(range(0, len(buf), config.batch_size))
+        if len(starts) > 1 and len(buf) - starts[-1] == 1:
+            starts.pop()
+        for b, e in zip(starts, starts[1:] + [len(buf)], strict=True):
+            yield buf.batch(frames[b:e])
 
 
 # ---------------------------------------------------------------- the network
@@ -276,6 +281,9 @@ def train_epoch(model: HybridMLP, opt: torch.optim.Optimizer, batches,
     dev = next(model.parameters()).device
     loss_sum = correct = frames = 0
     for x, y in batches:
+        if len(y) < 2:   # a buffer of one frame: batch normalisation cannot train on it
+            log.warning("left out a minibatch of one frame")
+            continue
         x, y = x.to(dev), y.to(dev)
         logits = model(x)
         loss = nn.functional.cross_entropy(logits, y)
