@@ -245,8 +245,8 @@ def plot_column(table: ResultsTable, column: str, path: Path) -> None:
     y = range(len(rows))
     ax.barh(y, values, xerr=errors, capsize=3,
             color=["C3" if r == best else "salmon" if r in bold else "C0" for r in rows])
-    for i, v in enumerate(values):
-        ax.text(v, i, f" {v:.{task.digits}f}", va="center", fontsize=8)
+    for i, (v, (_, hi)) in enumerate(zip(values, intervals, strict=True)):
+        ax.text(max(v, hi), i, f"  {v:.{task.digits}f}", va="center", fontsize=8)
     ax.set_yticks(list(y))
     ax.set_yticklabels(rows)
     ax.invert_yaxis()
