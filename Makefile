@@ -31,7 +31,7 @@ test: env
 	$(MAKE) lint
 
 lint: env
-	$(BIN)/ruff check ssl tests bench
+	$(BIN)/ruff check ssl tests bench hubconf.py
 	$(BIN)/shellcheck -x $(sort $(patsubst ./%,%,$(SHELL_SCRIPTS)))
 	$(BIN)/hadolint $(DOCKERFILES)
 

@@ -123,3 +123,6 @@ class APC(SSLMethod):
     def representation_dim(self, layer: int | None = None) -> int:
         check_layer(layer, self.config.num_layers, self.config.num_layers, self.name)
         return self.config.hidden
+
+    def hidden_layers(self) -> list[int]:
+        return list(range(1, self.config.num_layers + 1))

@@ -55,6 +55,12 @@ class SSLMethod(nn.Module):
     def representation_dim(self, layer: int | None = None) -> int:
         raise NotImplementedError
 
+    def hidden_layers(self) -> list[int]:
+        """The ``layer`` values :meth:`represent` accepts, in network order, the default
+        (published) one last; empty where a method has one representation only (``layer``
+        must then be None)."""
+        return []
+
     def on_step(self, step: int) -> None:
         """Called by the trainer before each optimisation step (0-based), for methods
         whose objective changes during training (e.g. the CAE's AE pretraining phase)."""

@@ -118,3 +118,6 @@ class FrameCAE(SSLMethod):
         chosen = check_layer(layer, depth, depth, self.name)
         return [*self.config.hidden, self.config.bottleneck][chosen - 1]
 
+    def hidden_layers(self) -> list[int]:
+        return list(range(1, len(self.encoder) + 1))
+

@@ -185,3 +185,6 @@ class CPC(SSLMethod):
     def representation_dim(self, layer: int | None = None) -> int:
         chosen = check_layer(layer, 2, 2, self.name)
         return self.config.z_dim if chosen == 1 else self.config.c_dim
+
+    def hidden_layers(self) -> list[int]:
+        return [1, 2]

@@ -12,6 +12,9 @@ A checkpoint is a ``torch.save``'d dict of tensors and plain data only (so it lo
     epoch, batch    the data position: the next batch is batch ``batch`` of epoch ``epoch``
     world_size  processes that trained it     rng       per rank: {"torch": CPU RNG state,
                                                           "cuda": CUDA RNG state or None}
+    input_features  optional, for models trained on stored features: how they were computed,
+                {"kind": "fbank" or "mfcc", "options": {Kaldi option: value}}
+                (:func:`speechssl.train.inputs.recorded_input_features`)
 
 An exp dir holds ``checkpoints/step-<N>.pt`` (the newest ``train.keep_checkpoints`` of
 them) and, once training is complete, ``final.pt`` with the same content as the last
@@ -173,10 +176,17 @@ def latest_checkpoint(exp_dir: str | Path) -> Path | None:
 def load_for_inference(path: str | Path, device: str | torch.device = "cpu"):
     """``(model, config, input_dim)`` from a checkpoint: the method rebuilt from the
     checkpoint's own config, its weights loaded, in eval mode on ``device``."""
+    state = load_checkpoint(path, map_location="cpu")
+    model, config = model_from_checkpoint(state, path)
+    return model.to(device).eval(), config, int(state["input_dim"])
+
+
+def model_from_checkpoint(state: dict[str, Any], path: str | Path):
+    """``(model, config)`` from a loaded checkpoint: the method rebuilt from its config,
+    with its weights (``path`` is for error messages)."""
     from speechssl.models import method_class
     from speechssl.train.config import experiment_config
 
-    state = load_checkpoint(path, map_location="cpu")
     config = experiment_config(state["config"], f"{path}: config")
     check_checkpoint(state, path, config.method)
     model = method_class(config.method)(config.model, int(state["input_dim"]))
@@ -186,4 +196,4 @@ def load_for_inference(path: str | Path, device: str | torch.device = "cpu"):
         raise InputError(f"the weights do not fit a '{config.method}' model built from the "
                          f"checkpoint's config: {' '.join(str(e).split())[:300]}",
                          path=path) from None
-    return model.to(device).eval(), config, int(state["input_dim"])
+    return model, config

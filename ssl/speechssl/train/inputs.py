@@ -4,6 +4,8 @@ utterances transformed exactly as training sees them (for extraction).
 ``source: feats`` inputs are :class:`speechssl.data.feature_loader.FeatureLoader` features
 (speaker CMVN, deltas); ``source: wav`` inputs are Kaldi fbank computed in torch, each
 sequence normalised by its own statistics over time when ``cmvn``/``norm_vars`` are set.
+:func:`recorded_input_features` says how stored features were computed, so that a
+checkpoint can say it too (:mod:`speechssl.hub` computes them again from audio).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import struct
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -21,7 +24,7 @@ from speechssl.data.audio import AudioReader, audio_header
 from speechssl.data.datadir import DataDir
 from speechssl.data.feature_loader import FeatureLoader, FeatureTransform
 from speechssl.errors import InputError
-from speechssl.features import FbankConfig, add_deltas
+from speechssl.features import FEATURE_CONFIGS, FbankConfig, add_deltas, load_feature_config
 from speechssl.train.config import ExperimentConfig
 
 INT16_SCALE = 32768.0     # AudioReader gives [-1, 1); Kaldi fbank expects int16 scale
@@ -50,6 +53,28 @@ def input_dim(config: ExperimentConfig, data_dir) -> int:
     if not features.feats:
         raise InputError("feats.scp is empty", path=data.path / "feats.scp")
     return features[next(iter(features.feats))].shape[1]
+
+
+def recorded_input_features(config: ExperimentConfig, data_dir,
+                            input_dim: int) -> dict[str, Any] | None:
+    """How the stored features of ``data_dir`` were computed, as plain data for a checkpoint:
+    ``{"kind": "mfcc", "options": {Kaldi option: value}}`` (every option, resolved).
+
+    Read from the ``conf/<kind>.conf`` that steps/make_feats.sh keeps beside feats.scp, the
+    one whose dimension, with ``data.delta_order`` deltas, is ``input_dim`` (a data dir may
+    keep both kinds' files after features of both were made in it).  None for on-the-fly
+    features (``config.data.fbank`` says how) and when no file, or more than one, fits.
+    """
+    if config.data.source != "feats":
+        return None
+    found = []
+    for kind in FEATURE_CONFIGS:
+        path = Path(data_dir) / "conf" / f"{kind}.conf"
+        if path.is_file():
+            options = load_feature_config(kind, path)
+            if options.dim * (config.data.delta_order + 1) == input_dim:
+                found.append({"kind": kind, "options": options.to_kaldi_options()})
+    return found[0] if len(found) == 1 else None
 
 
 def header_rows(rx: str) -> int | None:

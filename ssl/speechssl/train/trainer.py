@@ -95,6 +95,7 @@ class Run:
     writer: Any = None                         # TensorBoard SummaryWriter (rank 0)
     progress: Any = None                       # tqdm bar (rank 0, on a terminal)
     lr: float = 0.0                            # the learning rate of the last step
+    input_features: dict[str, Any] | None = None  # how stored features were computed
 
 
 @dataclass
@@ -264,7 +265,24 @@ def build_run(config: ExperimentConfig, data_dir: str | Path, exp_dir: Path,
                method=method, module=dist.wrap_for_training(method, device),
                optimizer=optimizer, scheduler=build_scheduler(optimizer, config.optim, steps),
                scaler=torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16),
-               amp_dtype=amp_dtype, total_steps=steps)
+               amp_dtype=amp_dtype, total_steps=steps,
+               input_features=input_features_of(config, data_dir, data.input_dim, info))
+
+
+def input_features_of(config: ExperimentConfig, data_dir: str | Path, input_dim: int,
+                      info: dist.DistInfo) -> dict[str, Any] | None:
+    """What the checkpoints record of how the stored input features were computed, so that
+    :mod:`speechssl.hub` can compute them from audio; a warning where the data dir does
+    not say."""
+    from speechssl.train.inputs import recorded_input_features
+
+    record = recorded_input_features(config, data_dir, input_dim)
+    if record is None and config.data.source == "feats" and info.is_main:
+        log.warning("%s has no conf/fbank.conf or conf/mfcc.conf of %d-dim features "
+                    "(steps/make_feats.sh writes one): the checkpoints cannot say how the "
+                    "input features were computed, and speechssl.hub.load will need the "
+                    "training data dir", data_dir, input_dim)
+    return record
 
 
 def restore(run: Run, state: dict[str, Any]) -> None:
@@ -475,7 +493,8 @@ def checkpoint_state(run: Run) -> dict[str, Any]:
             "optimizer": run.optimizer.state_dict(), "scheduler": run.scheduler.state_dict(),
             "scaler": run.scaler.state_dict(), "step": pos.step, "epoch": pos.epoch,
             "batch": pos.batch, "world_size": run.info.world_size,
-            "rng": dist.gather_objects(_rng_state(run.device))}
+            "rng": dist.gather_objects(_rng_state(run.device)),
+            **({"input_features": run.input_features} if run.input_features else {})}
 
 
 def write_checkpoint(run: Run, path: Path) -> None:
