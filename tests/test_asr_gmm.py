@@ -25,7 +25,7 @@ from speechssl.asr.model_io import (
 from speechssl.data.table import read_table
 
 PASS_LINE = re.compile(r"pass (\d+).*?average log-likelihood per frame (-?[\d.]+)")
-# Short of Kaldi's 40 passes: the tests' corpus is tiny and time is short.  On its 20
+# Short of Kaldi's 40 passes: the tests' corpus is tiny and time is short.  On its 15
 # utterances, Kaldi's first-pass beams (6, retry 24) lose one speaker's utterances, which
 # then never align (as in Kaldi: a failed utterance adds nothing to the next model); they
 # are reported, and the tests allow them.
@@ -60,8 +60,10 @@ def test_likelihood_rises_every_pass(mono):
     assert [int(m[1]) for m in PASS_LINE.finditer(log)] == list(range(12))
     assert all(b > a - 1e-3 for a, b in zip(likes, likes[1:], strict=False)), likes
     assert likes[-1] > likes[0] + 5, likes
-    failed = re.findall(r"the alignments \(pass 10\): (\d+) of 20 utterances failed", log)
-    assert failed and int(failed[0]) <= 6    # counted and reported, never silently dropped
+    failed = re.findall(r"the alignments \(pass 10\): (\d+) of (\d+) utterances failed", log)
+    total = len(read_table(mono[2] / "utt2spk"))
+    # counted and reported, never silently dropped
+    assert failed and int(failed[0][0]) <= 0.3 * total and int(failed[0][1]) == total
 
 
 def test_outputs_are_kaldis(mono):
