@@ -22,9 +22,12 @@ SMALL = {   # every method, small enough for a unit test
     "vicreg": {"encoder": "resnet", "projector_dims": [32, 32, 16],
                "resnet": {"channels": [4, 4, 8, 8], "blocks": [1, 1, 1, 1],
                           "embedding_dim": 8}},
+    **{m: {"num_layers": 2, "hidden": 16, "heads": 2, "ffn": 24}
+       for m in ("mockingjay", "tera", "albert")},
 }
 LAYERS = {"apc": [None, 1], "capc": [None, 1], "cpc": [None, 1], "cae": [None, 1, 2],
-          "vicreg": [None]}
+          "vicreg": [None], "mockingjay": [None, 0, 1], "tera": [None, 0, 1],
+          "albert": [None, 0, 1]}
 
 
 def small_model(name: str, **overrides):

@@ -31,7 +31,7 @@ from speechssl.train.inputs import recorded_input_features
 from speechssl.train.trainer import train
 from test_extract_batching import small_model
 
-FRAME_METHODS = ("apc", "cpc", "capc", "cae")
+FRAME_METHODS = ("apc", "cpc", "capc", "cae", "mockingjay", "tera", "albert")
 # egs/mini's feature options, with dither 0.
 CONFS = {"fbank": "--sample-frequency=16000\n--num-mel-bins=80\n--dither=0\n",
          "mfcc": "--sample-frequency=16000\n--num-mel-bins=23\n--num-ceps=13\n--low-freq=20\n"
@@ -52,10 +52,13 @@ SETUPS = {
                         "resnet": {"channels": [4, 4, 8, 8], "blocks": [1, 1, 1, 1],
                                    "embedding_dim": 8}},
                {"source": "wav", "cmvn": True, "fbank": {"num-mel-bins": 40, "dither": 1.0}}),
+    **{m: ("mfcc", {"num_layers": 2, "hidden": 16, "heads": 2, "ffn": 24}, MFCC_INPUT)
+       for m in ("mockingjay", "tera", "albert")},
 }
 # hidden_states: every layer of the default representation's width (CPC's z is 8-d, the
-# CAE's hidden layers 10-d).
-NUM_HIDDEN_STATES = {"apc": 2, "cpc": 1, "capc": 2, "cae": 1, "vicreg": 1}
+# CAE's hidden layers 10-d; the Transformers' input representation and both layers).
+NUM_HIDDEN_STATES = {"apc": 2, "cpc": 1, "capc": 2, "cae": 1, "vicreg": 1, "mockingjay": 3,
+                     "tera": 3, "albert": 3}
 
 
 def experiment(method: str, data: Path, exp: Path) -> Path:

@@ -329,6 +329,62 @@ def test_gradient_clipping_on_the_global_norm(tmp_path):
     assert result.grad_norm.item() > 0.05
 
 
+def _full_batch(data: FakeData, index: int) -> FrameBatch:
+    """A fake batch with every utterance 12 frames long: the toy loss, a mean over frames,
+    is then the mean of the halves' losses for two such batches put together."""
+    batch = data.batch(0, index)
+    feats = torch.randn(batch.feats.shape, generator=torch.Generator().manual_seed(index))
+    return replace(batch, feats=feats, lengths=torch.full_like(batch.lengths, 12))
+
+
+def test_accumulating_two_batches_is_one_step_of_both(tmp_path):
+    data = FakeData(toy_config(), None, "frames")
+    a, b = _full_batch(data, 0), _full_batch(data, 1)
+    both = FrameBatch(feats=torch.cat([a.feats, b.feats]), lengths=torch.cat([a.lengths,
+                      b.lengths]), speakers=torch.cat([a.speakers, b.speakers]),
+                      keys=a.keys + b.keys)
+    runs = []
+    for accumulate, batches in ((2, (a, b)), (1, (both,))):
+        run = _run(tmp_path, accumulate=accumulate)
+        run.method.drop.p = 0.0  # no dropout: the two steps must see the same network
+        runs.append((run, trainer.train_step(run, *batches)))
+    (split, split_result), (joint, joint_result) = runs
+    assert split_result.terms["loss"].item() == pytest.approx(
+        joint_result.terms["loss"].item(), rel=1e-6)
+    assert split_result.grad_norm.item() == pytest.approx(joint_result.grad_norm.item(),
+                                                          rel=1e-5)
+    for (name, got), want in zip(split.method.state_dict().items(),
+                                 joint.method.state_dict().values(), strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6, msg=name)
+
+
+def test_accumulation_groups_each_epochs_batches_and_resumes_exactly(tmp_path, monkeypatch):
+    config = toy_config()
+    config.optim = replace(config.optim, accumulate=2)
+    straight = train_toy(config, tmp_path / "straight")
+    state = ckpt.load_checkpoint(straight)
+    assert (state["step"], state["epoch"], state["batch"]) == (8, 2, 0)  # 7 batches: 2+2+2+1
+    assert ToyMethod.steps_seen == list(range(8))
+    assert [s for s, _ in ckpt.step_checkpoints(tmp_path / "straight")] == [6, 8]
+    monkeypatch.setattr(ToyMethod, "crash_at", 5)
+    with pytest.raises(SimulatedCrash):
+        train_toy(config, tmp_path / "resumed")
+    monkeypatch.setattr(ToyMethod, "crash_at", None)
+    train_toy(config, tmp_path / "resumed")
+    assert_same_weights(weights(tmp_path / "resumed" / "final.pt"), state["model"])
+
+
+def test_checkpoints_from_before_accumulation_resume(tmp_path):
+    train_toy(toy_config(max_steps=3), tmp_path)
+    state = ckpt.load_checkpoint(tmp_path / "final.pt")
+    del state["config"]["optim"]["accumulate"]   # as written before the key existed
+    trainer.check_same_experiment(state, toy_config(max_steps=6), tmp_path, DistInfo())
+    config = toy_config(max_steps=6)
+    config.optim = replace(config.optim, accumulate=2)
+    with pytest.raises(InputError, match=r"another config \(optim.accumulate: 1 in the"):
+        trainer.check_same_experiment(state, config, tmp_path, DistInfo())
+
+
 def test_optimiser_from_config(tmp_path):
     run = _run(tmp_path, name="adam", betas=(0.8, 0.9), weight_decay=0.5)
     assert type(run.optimizer) is torch.optim.Adam

@@ -86,11 +86,12 @@ Options:
 . ./cmd.sh
 . utils/parse_options.sh
 
-# The input of each method, as published: APC reads log-mel fbank with CMVN (Chung et al.
-# 2019), the frame-level models of van Staden & Kamper (2021) MFCC + deltas with CMVN.
+# The input of each method, as published: APC (Chung et al. 2019) and the S3PRL Transformers
+# (Mockingjay, TERA, Audio ALBERT) read log-mel fbank with CMVN, the frame-level models of van
+# Staden & Kamper (2021) MFCC + deltas with CMVN.
 input_of() {  # input_of <method> <set>
   case $1 in
-    apc) echo "data/$2_fbank" ;;
+    apc|mockingjay|tera|albert) echo "data/$2_fbank" ;;
     *) echo "data/$2_mfcc" ;;
   esac
 }

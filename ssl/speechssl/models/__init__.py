@@ -11,6 +11,7 @@ from speechssl.models.base import SSLMethod
 from speechssl.models.cae import FrameCAE
 from speechssl.models.capc import CAPC
 from speechssl.models.cpc import CPC
+from speechssl.models.mockingjay import TERA, AudioALBERT, Mockingjay
 from speechssl.models.vicreg import VICReg
 
 METHODS: dict[str, type[SSLMethod]] = {
@@ -19,6 +20,9 @@ METHODS: dict[str, type[SSLMethod]] = {
     "capc": CAPC,
     "cae": FrameCAE,
     "vicreg": VICReg,
+    "mockingjay": Mockingjay,
+    "tera": TERA,
+    "albert": AudioALBERT,
 }
 
 

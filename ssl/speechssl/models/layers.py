@@ -32,9 +32,11 @@ def masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return kept.sum() / count.clamp(min=1)
 
 
-def check_layer(layer: int | None, num_layers: int, default: int, method: str) -> int:
-    """Resolve a 1-based ``layer`` choice (None: ``default``); out of range is an error."""
+def check_layer(layer: int | None, num_layers: int, default: int, method: str,
+                first: int = 1) -> int:
+    """Resolve a 1-based ``layer`` choice (None: ``default``); out of range is an error.
+    ``first=0`` also allows 0, for methods whose layer 0 is their input representation."""
     chosen = default if layer is None else layer
-    if not 1 <= chosen <= num_layers:
-        raise ValueError(f"{method}: layer must be 1..{num_layers}, got {layer}")
+    if not first <= chosen <= num_layers:
+        raise ValueError(f"{method}: layer must be {first}..{num_layers}, got {layer}")
     return chosen

@@ -102,6 +102,9 @@ class OptimConfig:
     schedule: str = "constant"       # "constant", "linear" or "cosine" decay after warmup
     min_lr_ratio: float = bounded(0.0, ge=0, le=1)  # decay ends at lr * min_lr_ratio
     grad_clip: float = bounded(5.0, ge=0)  # max global gradient norm (0: off)
+    # batches per optimisation step, their gradients summed (each loss / accumulate); an
+    # epoch's last step takes what is left
+    accumulate: int = bounded(1, gt=0)
 
     def __post_init__(self):
         if self.name not in ("adam", "adamw"):

@@ -5,6 +5,9 @@ A run is defined by its config alone.  Steps are global optimisation steps, coun
 in logs and checkpoint names (``step-N.pt`` holds the state after N steps); a method's
 ``on_step`` gets the 0-based index of the step about to be taken.  With
 ``train.max_steps > 0`` the run is that many steps long and ``train.epochs`` is ignored.
+With ``optim.accumulate = k`` a step takes k batches (an epoch's last step what is left) and
+minimises the mean of their losses: their gradients, each scaled by 1/k, are summed
+(under DDP synchronised once, with the last batch).
 
 Resumption is exact: a checkpoint holds the model, optimiser, schedule and grad-scaler
 state, the data position (epoch, next batch) and every rank's RNG state; the data pipeline
@@ -45,6 +48,9 @@ RESUMABLE_CHANGES = ("train.checkpoint_every", "train.keep_checkpoints", "train.
                      "data.num_workers", "train.epochs", "train.max_steps", "optim.lr",
                      "optim.betas", "optim.weight_decay", "optim.warmup_steps",
                      "optim.schedule", "optim.min_lr_ratio", "optim.grad_clip")
+# Config keys added since checkpoints were first written, with the value a checkpoint
+# without them was trained with: re-running such a run is still the same experiment.
+ADDED_KEYS = {"optim.accumulate": 1}
 
 
 @dataclass
@@ -182,7 +188,7 @@ def check_same_experiment(state: dict[str, Any], config: ExperimentConfig, path:
                           info: dist.DistInfo) -> None:
     """A re-run must train what the checkpoint was training: same config (up to
     :data:`RESUMABLE_CHANGES`), same number of processes."""
-    old, new = _flatten(state["config"]), _flatten(config.to_dict())
+    old, new = {**ADDED_KEYS, **_flatten(state["config"])}, _flatten(config.to_dict())
     changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     fixed = [k for k in changed if k not in RESUMABLE_CHANGES]
     if fixed:
@@ -244,10 +250,11 @@ def amp_dtype_for(device: torch.device, amp: bool) -> torch.dtype | None:
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def total_steps(train: TrainConfig, data: Any) -> int:
-    if train.max_steps > 0:
-        return train.max_steps
-    return sum(data.num_batches(epoch) for epoch in range(train.epochs))
+def total_steps(config: ExperimentConfig, data: Any) -> int:
+    if config.train.max_steps > 0:
+        return config.train.max_steps
+    k = config.optim.accumulate
+    return sum(-(-data.num_batches(epoch) // k) for epoch in range(config.train.epochs))
 
 
 def build_run(config: ExperimentConfig, data_dir: str | Path, exp_dir: Path,
@@ -259,7 +266,7 @@ def build_run(config: ExperimentConfig, data_dir: str | Path, exp_dir: Path,
     method = build_model(config, data.input_dim, cls, device)
     torch.manual_seed(training_seed(config.train.seed, info.rank))
     optimizer = build_optimizer(method.parameters(), config.optim)
-    steps = total_steps(config.train, data)
+    steps = total_steps(config, data)
     amp_dtype = amp_dtype_for(device, config.train.amp)
     return Run(config=config, exp_dir=exp_dir, device=device, info=info, data=data,
                method=method, module=dist.wrap_for_training(method, device),
@@ -370,11 +377,15 @@ def train_epoch(run: Run) -> None:
     if num_batches <= pos.batch:
         raise SpeechSSLError(f"epoch {epoch + 1} has {num_batches} batches, none to train on "
                              f"from batch {pos.batch}")
+    group = []  # the batches of the next step
     for batch in isolated_batches(run.data, epoch, pos.batch):
-        frames = batch.num_frames
+        group.append(batch)
+        if len(group) < run.config.optim.accumulate and pos.batch + len(group) < num_batches:
+            continue
+        frames = sum(b.num_frames for b in group)
         run.method.on_step(pos.step)
-        result = train_step(run, batch.to(run.device, non_blocking=True))
-        pos.step, pos.batch = pos.step + 1, pos.batch + 1
+        result = train_step(run, *group)
+        pos.step, pos.batch, group = pos.step + 1, pos.batch + len(group), []
         if pos.batch >= num_batches:
             pos.epoch, pos.batch = epoch + 1, 0
         record(run, result, frames)
@@ -409,16 +420,35 @@ def _autocast(run: Run):
     return torch.autocast(device_type=run.device.type, dtype=run.amp_dtype)
 
 
-def train_step(run: Run, batch: Any) -> StepResult:
-    """One optimisation step: loss, backward, clipping of the global gradient norm,
-    optimiser and schedule.  Stops on a non-finite loss (or gradient without fp16 AMP,
-    where the scaler skips such steps itself) before anything is updated."""
+def _no_sync(run: Run, sync: bool):
+    """DDP's gradient all-reduce only where ``sync``: with the last batch of a step."""
+    if sync or not hasattr(run.module, "no_sync"):
+        return contextlib.nullcontext()
+    return run.module.no_sync()
+
+
+def accumulate_gradients(run: Run, batches: tuple[Any, ...]) -> dict[str, torch.Tensor]:
+    """Backward of the mean loss of ``batches``, one batch at a time; their mean loss terms
+    (detached).  Stops on a non-finite loss before any backward of it."""
+    sums: dict[str, torch.Tensor] = {}
+    for i, batch in enumerate(batches):
+        with _no_sync(run, i == len(batches) - 1):
+            with _autocast(run):
+                terms = run.module(batch.to(run.device, non_blocking=True))
+            detached = {name: value.detach().float() for name, value in terms.items()}
+            check_finite(run, detached["loss"], "loss", detached)
+            run.scaler.scale(terms["loss"] / len(batches)).backward()
+        sums = {name: sums.get(name, 0.0) + value for name, value in detached.items()}
+    return {name: value / len(batches) for name, value in sums.items()}
+
+
+def train_step(run: Run, *batches: Any) -> StepResult:
+    """One optimisation step on ``batches`` (``optim.accumulate`` of them, or fewer at the
+    end of an epoch): losses, backward, clipping of the global gradient norm, optimiser and
+    schedule.  Stops on a non-finite loss (or gradient without fp16 AMP, where the scaler
+    skips such steps itself) before anything is updated."""
     run.optimizer.zero_grad(set_to_none=True)
-    with _autocast(run):
-        terms = run.module(batch)
-    detached = {name: value.detach().float() for name, value in terms.items()}
-    check_finite(run, detached["loss"], "loss", detached)
-    run.scaler.scale(terms["loss"]).backward()
+    detached = accumulate_gradients(run, batches)
     run.scaler.unscale_(run.optimizer)
     clip = run.config.optim.grad_clip
     grad_norm = nn.utils.clip_grad_norm_(run.method.parameters(),
