@@ -29,21 +29,16 @@ from speechssl.models.mockingjay import (
 from speechssl.models.transformer import sinusoidal_encoding
 from speechssl.train.config import load_config
 from speechssl.typed_config import from_dict, to_dict
-from test_models_frame import frame_batch, pad, utterances
+from test_models_frame import (  # noqa: F401 (_few_threads: an autouse fixture)
+    _few_threads,
+    frame_batch,
+    pad,
+    utterances,
+)
 
 DIM = 6
 NAMES = ("mockingjay", "tera", "albert")
 SMALL = {"num_layers": 3, "hidden": 16, "heads": 2, "ffn": 24}
-
-
-@pytest.fixture(autouse=True)
-def _few_threads():
-    """Other jobs share this machine: keep the tests on 2 threads, seeded."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)
-    torch.manual_seed(0)
-    yield
-    torch.set_num_threads(threads)
 
 
 def small(name: str, dim: int = DIM, **overrides):
