@@ -354,19 +354,25 @@ LEARN = {"apc": {"hidden": 24}, "capc": {"hidden": 24}, "cae": {"hidden": (32, 3
          "cpc": {"enc_hidden": 32, "z_dim": 16, "c_dim": 24, "enc_dropout": 0.0}}
 
 
+def training_losses(model, batch, optimiser, steps: int) -> list[float]:
+    """The loss at each of ``steps`` optimiser steps on one batch."""
+    history = []
+    for _ in range(steps):
+        loss = model.loss(batch)["loss"]
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        history.append(loss.item())
+    return history
+
+
 @pytest.mark.parametrize("method", ["apc", "capc", "cpc", "cae"])
 def test_loss_falls(method):
     model = build(method, **LEARN[method]).train()
     batch = method_batch(model, utterances([32, 28, 24, 32]), 32)
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-2)
     model.on_step(10**6)  # the CAE's correspondence phase (AE phase: see the next test)
-    history = []
-    for _ in range(25):
-        loss = model.loss(batch)["loss"]
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        history.append(loss.item())
+    history = training_losses(model, batch, optimiser, 25)
     assert min(history[-5:]) < 0.7 * history[0], f"{method}: {history[0]} -> {history[-5:]}"
 
 

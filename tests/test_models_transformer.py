@@ -33,6 +33,7 @@ from test_models_frame import (  # noqa: F401 (_few_threads: an autouse fixture)
     _few_threads,
     frame_batch,
     pad,
+    training_losses,
     utterances,
 )
 
@@ -301,13 +302,7 @@ def test_a_short_training_lowers_the_loss(name):
     model = small(name, hidden=32, heads=4, ffn=64, dropout=0.0, attention_dropout=0.0).train()
     batch = frame_batch(utterances([48, 40, 44, 48]), 48, [0, 0, 1, 1])
     optimiser = torch.optim.Adam(model.parameters(), lr=2e-3)
-    history = []
-    for _ in range(40):
-        loss = model.loss(batch)["loss"]
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        history.append(loss.item())
+    history = training_losses(model, batch, optimiser, 40)
     first, last = np.mean(history[:5]), np.mean(history[-5:])
     assert last < 0.6 * first, f"{name}: {history[:5]} -> {history[-5:]}"
 
