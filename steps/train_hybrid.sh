@@ -9,6 +9,9 @@
 # phones.txt, training.json (CV frame accuracy, frames/s, peak RSS) and, last, final.pt.
 # Published setting for comparison (PASE+): --left-context 8 --right-context 8
 # --num-layers 5 --hidden-dim 1024; the defaults here fit a CPU.
+# --layer-sum true on the stacked layers of 'steps/extract_ssl.sh --layer all' learns
+# S3PRL's weighted sum of them (training.json and the decodings' results.json report the
+# weights).
 set -euo pipefail
 # shellcheck source=../path.sh
 . "$(dirname "$(readlink -f "$0")")/../path.sh"
@@ -34,6 +37,8 @@ cv_fraction=0.1
 seed=0
 num_threads=1
 max_unaligned_fraction=0.1  # utterances without an alignment (align_si's failures) allowed
+layer_sum=false    # true: a learnable weighted sum of stacked layers (extract_ssl.sh --layer all)
+layer_norm=false   # with --layer-sum: layer-normalise each layer before the sum
 device=auto        # auto (cuda if available, else cpu), cpu or cuda
 # End configuration section.
 
@@ -56,6 +61,8 @@ Options:
   --seed <n>                # ($seed)
   --num-threads <n>         # ($num_threads)
   --max-unaligned-fraction <x> # most utterances allowed to lack an alignment ($max_unaligned_fraction)
+  --layer-sum <true|false>  # weighted sum of stacked layers ($layer_sum)
+  --layer-norm <true|false> # layer norm of each before the sum ($layer_norm)
   --device <auto|cpu|cuda>  # ($device)"
 # shellcheck source=../utils/parse_options.sh
 . "$SPEECHSSL_ROOT/utils/parse_options.sh"
@@ -89,7 +96,7 @@ opts=(--cmvn "$cmvn" --delta-order "$delta_order" --left-context "$left_context"
       --end-halving-impr "$end_halving_impr" --halving-factor "$halving_factor"
       --buffer-utts "$buffer_utts" --cv-fraction "$cv_fraction" --seed "$seed"
       --num-threads "$num_threads" --max-unaligned-fraction "$max_unaligned_fraction"
-      --device "$device")
+      --layer-sum "$layer_sum" --layer-norm "$layer_norm" --device "$device")
 printf '%s\n' "data=$(readlink -f "$data")" "alidir=$(readlink -f "$alidir")" \
   "lang=$(readlink -f "$lang")" "${opts[@]}" > "$dir/config"
 log "training the hybrid DNN on $data with --cmvn $cmvn --delta-order $delta_order"

@@ -50,7 +50,8 @@ def test_buffer_splices_within_each_utterance():
     buf = hybrid.FrameBuffer(feats, pdfs, 2, 3)
     x, y = buf.batch(torch.arange(len(buf)))
     want = np.concatenate([splice_loop(f, 2, 3) for f in feats])
-    np.testing.assert_array_equal(x.numpy(), want)
+    assert x.shape == (len(buf), 2 + 1 + 3, 3)
+    np.testing.assert_array_equal(x.flatten(1).numpy(), want)
     np.testing.assert_array_equal(y.numpy(), np.concatenate(pdfs))
 
 
@@ -107,7 +108,8 @@ def test_log_likelihoods_are_log_posteriors_minus_priors():
     got = hybrid.log_likelihoods(model, feats, log_prior, chunk=2)
     model.eval()
     spliced = torch.from_numpy(hybrid.splice((feats - 1) / 2, 1, 1))
-    want = torch.log_softmax(model(spliced), 1).detach().numpy() - log_prior
+    want = torch.log_softmax(model(spliced.unflatten(1, (3, 3))), 1).detach().numpy()
+    want -= log_prior
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
 
 

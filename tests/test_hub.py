@@ -274,3 +274,37 @@ def test_hidden_layers_end_with_the_default_representation(method):
             for k in layers:
                 assert model.represent(feats, lengths, layer=k).shape[-1] == \
                     model.representation_dim(k)
+
+
+@pytest.mark.parametrize("method", FRAME_METHODS)
+def test_layer_all_stacks_what_each_layer_extracts(setup, method):
+    """``--layer all``: the layers hub returns, concatenated in that order, from one pass
+    where the method runs one (APC, CAPC, the Transformers) and per layer elsewhere."""
+    stacked = extracted(setup, method, "all")
+    layers = hub.load(setup["exps"][method]).layers
+    parts = [extracted(setup, method, *([] if k is None else [str(k)])) for k in layers]
+    for utt, got in stacked.items():
+        want = np.concatenate([p[utt] for p in parts], axis=1)
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-5, rtol=0)
+
+
+def test_layer_all_data_dir_records_its_layers(setup):
+    from speechssl.eval.layers import read_stacked_layers
+
+    dest = setup["base"] / "data" / "mockingjay_all"
+    sh(f"steps/extract_ssl.sh --nj 1 --device cpu --layer all {setup['exps']['mockingjay']} "
+       f"{setup['dirs']['mfcc']} {dest}", cwd=ROOT)
+    layout = read_stacked_layers(dest)
+    assert layout is not None and layout.names == ("0", "1", "2") and layout.layer_dim == 16
+    feats = dict(iter_scp(dest / "feats.scp"))
+    assert {f.shape[1] for f in feats.values()} == {layout.dim}
+    model_file = (dest / "ssl_model").read_text()
+    assert "layer=all\n" in model_file and f"dim={layout.dim}\n" in model_file
+
+
+def test_layer_all_of_an_utterance_level_method_is_refused(setup, tmp_path):
+    with pytest.raises(InputError, match="vicreg gives one utterance-level representation"):
+        extract_ssl(["--layer", "all", "--device", "cpu",
+                     str(setup["exps"]["vicreg"] / ckpt.FINAL), str(setup["dirs"]["mfcc"]),
+                     str(tmp_path / "r.ark"), str(tmp_path / "r.scp")])

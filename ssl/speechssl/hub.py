@@ -72,6 +72,7 @@ from speechssl.features import (
     apply_cmvn,
     cmvn_stats,
 )
+from speechssl.models.base import same_width_layers
 from speechssl.models.layers import length_mask
 from speechssl.train.checkpoint import FINAL, load_checkpoint, model_from_checkpoint
 from speechssl.train.config import ExperimentConfig
@@ -156,16 +157,9 @@ class Upstream(nn.Module):
             states = [self.model.represent(x, lengths).unsqueeze(1)]  # (B, 1, E)
         else:
             padding = ~length_mask(lengths, x.shape[1]).unsqueeze(-1)  # (B, T, 1)
-            states = [self.model.represent(x, lengths, layer=k).masked_fill(padding, 0.0)
-                      for k in self.layers]
+            states = [s.masked_fill(padding, 0.0)
+                      for s in self.model.represent_layers(x, lengths, self.layers)]
         return {"hidden_states": states, "last_hidden_state": states[-1]}
-
-
-def same_width_layers(model: nn.Module) -> list[int | None]:
-    """The layers ``hidden_states`` holds: those of the default representation's width
-    (S3PRL stacks them), ending with the default; [None] where there is one only."""
-    width = model.representation_dim(None)
-    return [k for k in model.hidden_layers() if model.representation_dim(k) == width] or [None]
 
 
 def waveforms(wavs, wav_lengths=None) -> list[np.ndarray]:

@@ -9,6 +9,9 @@ features are read as stored, never fine-tuned).
   ``left`` frames before and ``right`` after (Kaldi's ``splice-feats``: the edge frames
   are repeated).  Splicing happens on the fly from the unspliced frames, so a buffer
   holds ``D``, not ``(left + 1 + right) * D``, floats per frame.
+* Layers: on the stacked layers of ``extract_ssl.sh --layer all``, ``layer_sum`` learns
+  S3PRL's weighted sum of them (:mod:`speechssl.eval.layers`) on each frame before
+  splicing, trained with the MLP; the weights are reported with the model.
 * Targets: alignments (transition ids) mapped to pdfs.  Alignment and feature frame
   counts may differ by :data:`MAX_FRAME_DIFF` (conventions differ at the end): the
   alignment is cut, or its last pdf repeated, to the feature count; more is an error
@@ -43,6 +46,7 @@ import torch
 from torch import nn
 
 from speechssl.errors import InputError
+from speechssl.eval.layers import WeightedLayerSum
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +74,8 @@ class HybridConfig:
     buffer_utts: int = 128
     cv_fraction: float = 0.1
     seed: int = 0
+    layer_sum: bool = False     # a learnable weighted sum of stacked layers
+    layer_norm: bool = False    # each layer layer-normalised before the sum
 
 
 # ---------------------------------------------------------------- frames and labels
@@ -185,8 +191,8 @@ class FrameBuffer:
         return len(self.y)
 
     def batch(self, frames: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(B, (left + 1 + right) * D) spliced inputs and (B,) targets."""
-        return self.x[self.context[frames]].flatten(1), self.y[frames]
+        """(B, left + 1 + right, D) context frames and (B,) targets."""
+        return self.x[self.context[frames]], self.y[frames]
 
 
 def stream_batches(load, pdfs: Mapping[str, np.ndarray], utts: Sequence[str],
@@ -214,19 +220,29 @@ def stream_batches(load, pdfs: Mapping[str, np.ndarray], utts: Sequence[str],
 # ---------------------------------------------------------------- the network
 
 class HybridMLP(nn.Module):
-    """Global feature normalisation, then ``num_layers`` x (Linear, ReLU, BatchNorm,
-    Dropout) and a linear output layer over the pdfs (log-softmax applied by the loss)."""
+    """Global feature normalisation, then (with ``layer_sum``, over ``input_layers``
+    stacked layers) the weighted layer sum of each frame, then ``num_layers`` x (Linear,
+    ReLU, BatchNorm, Dropout) on the spliced frames and a linear output layer over the pdfs
+    (log-softmax applied by the loss)."""
 
     def __init__(self, input_dim: int, num_pdfs: int, config: HybridConfig,
-                 mean: np.ndarray | None = None, std: np.ndarray | None = None):
+                 mean: np.ndarray | None = None, std: np.ndarray | None = None,
+                 input_layers: int = 1):
         super().__init__()
         context = config.left_context + 1 + config.right_context
+        self.layer_sum = None
+        frame_dim = input_dim
+        if config.layer_sum:
+            if input_dim % input_layers:
+                raise ValueError(f"{input_dim} dimensions are not {input_layers} layers")
+            frame_dim = input_dim // input_layers
+            self.layer_sum = WeightedLayerSum(input_layers, frame_dim, config.layer_norm)
         self.register_buffer("mean", torch.zeros(input_dim) if mean is None
                              else torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("std", torch.ones(input_dim) if std is None
                              else torch.as_tensor(std, dtype=torch.float32))
         layers: list[nn.Module] = []
-        dim = input_dim * context
+        dim = frame_dim * context
         for _ in range(config.num_layers):
             layers += [nn.Linear(dim, config.hidden_dim), nn.ReLU(),
                        nn.BatchNorm1d(config.hidden_dim), nn.Dropout(config.dropout)]
@@ -239,8 +255,11 @@ class HybridMLP(nn.Module):
         """(..., D) raw frames -> normalised (before splicing)."""
         return (feats - self.mean) / self.std
 
-    def forward(self, spliced: torch.Tensor) -> torch.Tensor:   # (B, C*D) -> (B, P)
-        return self.net(spliced)
+    def forward(self, frames: torch.Tensor) -> torch.Tensor:   # (B, C, D) -> (B, P)
+        """Logits of each frame's normalised context frames."""
+        if self.layer_sum is not None:
+            frames = self.layer_sum(frames)
+        return self.net(frames.flatten(1))
 
 
 def feature_stats(load, utts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, int]:
@@ -377,7 +396,7 @@ def log_likelihoods(model: HybridMLP, feats: np.ndarray, log_prior: np.ndarray,
     ctx = torch.from_numpy(splice_indices(len(x), model.left_context, model.right_context))
     out = []
     for s in range(0, len(x), chunk):
-        logits = model(x[ctx[s:s + chunk]].flatten(1))
+        logits = model(x[ctx[s:s + chunk]])
         out.append(torch.log_softmax(logits, dim=1))
     logp = torch.cat(out).numpy()
     return logp - prior_scale * log_prior[None, :]
@@ -401,6 +420,7 @@ def load_checkpoint(path) -> tuple[HybridMLP, dict]:
         if key not in ckpt:
             raise InputError(f"not a hybrid model checkpoint (no '{key}')", path=path)
     config = HybridConfig(**ckpt["config"])
-    model = HybridMLP(ckpt["input_dim"], ckpt["num_pdfs"], config)
+    model = HybridMLP(ckpt["input_dim"], ckpt["num_pdfs"], config,
+                      input_layers=len(ckpt.get("layer_names", [None])))
     model.load_state_dict(ckpt["state_dict"])
     return model, ckpt

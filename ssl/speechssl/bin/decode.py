@@ -21,7 +21,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +84,7 @@ class Acoustics:
     loader: FeatureLoader
     decode: Callable[[np.ndarray, float], dec.BestPath]
     prepare: Callable[[np.ndarray], np.ndarray]    # features -> what decode() takes
+    about: dict = field(default_factory=dict)      # the model's facts for decode_stats.json
 
 
 def gmm_acoustics(args, tm, am, decoder) -> Acoustics:
@@ -121,8 +122,12 @@ def dnn_acoustics(args, tm, decoder) -> Acoustics:
                              "same kind of features", path=args.data_dir)
         return hybrid.log_likelihoods(model, feats, log_prior, args.prior_scale)
 
+    about = {}
+    if model.layer_sum is not None:   # the weights it learnt for the stacked layers
+        about["layer_weights"] = {str(name): round(w, 4) for name, w in zip(
+            ckpt["layer_names"], model.layer_sum.normalised_weights(), strict=True)}
     return Acoustics(loader, lambda ll, scale: dec.decode_loglikes(
-        decoder, tid2pdf, ll, scale), prepare)
+        decoder, tid2pdf, ll, scale), prepare, about)
 
 
 def silence_names(graph_dir: Path, id2phone: dict[int, str]) -> set[str] | None:
@@ -208,7 +213,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  rtf=round(stats["decode_cpu_seconds"] / max(audio * len(args.lmwts), 1e-9),
                            4),
                  acoustic_rtf=round(stats["acoustic_cpu_seconds"] / max(audio, 1e-9), 4),
-                 model="dnn" if args.nnet else "gmm", beam=args.beam,
+                 model="dnn" if args.nnet else "gmm", **acoustics.about, beam=args.beam,
                  max_active=args.max_active)
     with atomic_write(out / "decode_stats.json") as f:
         f.write(json.dumps(stats, indent=2) + "\n")

@@ -127,6 +127,8 @@ def decode_stats(decode_dir: Path) -> dict:
             total[key] = total.get(key, 0) + stats.get(key, 0)
         total["lmwts"] = len(stats.get("lmwts", [])) or 1
         total["model"] = stats.get("model", "dnn")
+        if "layer_weights" in stats:
+            total["layer_weights"] = stats["layer_weights"]
     if total.get("audio_seconds"):
         total["rtf"] = round(total["decode_cpu_seconds"] / (total["audio_seconds"]
                                                             * total["lmwts"]), 4)
@@ -165,6 +167,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                   for w in weights},
                **per_results(data, lang, out, refs, best, args.mode, utt2spk),
                "bootstrap": interval["bootstrap"], "decode": stats, "data_dir": str(data)}
+    if "layer_weights" in stats:   # the DNN's weighted sum of stacked layers
+        results["layer_weights"] = stats.pop("layer_weights")
     write_results(out, results)
     log.info("%s (LM weight %d of %d-%d; 95%% interval over speakers %s)", line, best,
              weights[0], weights[-1], results["wer_ci"])

@@ -27,6 +27,7 @@ from speechssl.asr import hybrid
 from speechssl.cli import add_device_option, kaldi_bool, run
 from speechssl.data.feature_loader import FeatureLoader, FeatureTransform
 from speechssl.errors import InputError
+from speechssl.eval.layers import layer_weights_report, require_stacked_layers
 from speechssl.eval.probe_data import match_utterances
 from speechssl.fileio import atomic_write
 from speechssl.train.distributed import select_device
@@ -50,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
                  "halving_factor"):
         p.add_argument("--" + name.replace("_", "-"), type=float,
                        default=getattr(DEFAULTS, name))
+    p.add_argument("--layer-sum", type=kaldi_bool, default=DEFAULTS.layer_sum,
+                   help="a learnable weighted sum of the stacked layers of "
+                        "'extract_ssl.sh --layer all' (speechssl.eval.layers)")
+    p.add_argument("--layer-norm", type=kaldi_bool, default=DEFAULTS.layer_norm,
+                   help="with --layer-sum: layer-normalise each layer before the sum")
     p.add_argument("--num-threads", type=int, default=1, help="torch CPU threads")
     p.add_argument("--max-unaligned-fraction", type=float, default=0.1,
                    help="most utterances that may lack an alignment (align_si's failures)")
@@ -72,6 +78,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                 "must be at least 1")
     if not 0 < args.cv_fraction < 1 or not 0 <= args.dropout < 1 or not args.lr > 0:
         p.error("--cv-fraction must be in (0, 1), --dropout in [0, 1), --lr positive")
+    if args.layer_norm and not args.layer_sum:
+        p.error("--layer-norm true applies to --layer-sum true only")
     return args
 
 
@@ -159,12 +167,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                           delta_order=args.delta_order))
     utts, pdfs, counts = fit_targets(loader, pdfs, ali_dir, args.max_unaligned_fraction)
     train_utts, cv_utts = hybrid.split_cv(utts, config.cv_fraction, config.seed)
+    layout = (require_stacked_layers(args.data_dir, loader[train_utts[0]].shape[1])
+              if config.layer_sum else None)   # checked before the pass over the data
     mean, std, train_frames = hybrid.feature_stats(lambda u: loader[u], train_utts)
+    layer_names = list(layout.names) if layout else [None]
 
     def load(utt: str) -> np.ndarray:
         return (loader[utt] - mean) / std
 
-    model = hybrid.HybridMLP(len(mean), tm.num_pdfs, config, mean, std)
+    model = hybrid.HybridMLP(len(mean), tm.num_pdfs, config, mean, std, len(layer_names))
     model.to(select_device(args.device))
     log.info("%d pdfs, input dim %d x %d frames, %d training / %d CV utterances, %d "
              "training frames", tm.num_pdfs, len(mean), config.left_context + 1 +
@@ -183,14 +194,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "frames_per_second": round(frames / max(seconds, 1e-9), 1),
         "peak_rss_mb": round(peak_rss_mb(), 1), "config": asdict(config),
         "seconds": round(time.perf_counter() - start, 2),
+        **(layer_weights_report(model.layer_sum, layout) if layout else {}),
     }
     meta = {"input_dim": len(mean), "num_pdfs": tm.num_pdfs, "cmvn": args.cmvn,
             "delta_order": args.delta_order, "data_dir": str(args.data_dir),
-            "ali_dir": str(ali_dir)}
+            "ali_dir": str(ali_dir), "layer_names": layer_names}
     write_outputs(exp, ali_dir, model, config, meta, pdf_counts, summary)
     log.info("CV frame accuracy %s%%, %.0f training frames/s, peak RSS %.0f MB, %.1f s",
              summary["cv_frame_accuracy"], summary["frames_per_second"],
              summary["peak_rss_mb"], summary["seconds"])
+    if layout:
+        log.info("layer weights %s", summary["layer_weights"])
     return 0
 
 

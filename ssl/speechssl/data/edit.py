@@ -23,7 +23,7 @@ from speechssl.fileio import atomic_write
 log = logging.getLogger(__name__)
 
 # Plain files copied unchanged into every subset (eval_opts: see steps/make_feats.sh).
-COPIED_FILES = ("frame_shift", "eval_opts")
+COPIED_FILES = ("frame_shift", "eval_opts", "ssl_model")
 # Alignments, several lines per utterance (or per recording, with segments): a subset
 # keeps the lines of its utterances and recordings, in their order.
 ALIGNMENT_FILES = ("words.ctm", "phones.ctm", "phone_ali")

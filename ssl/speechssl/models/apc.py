@@ -120,6 +120,14 @@ class APC(SSLMethod):
         chosen = check_layer(layer, self.config.num_layers, self.config.num_layers, self.name)
         return self.net.layers(feats, upto=chosen)[-1]
 
+    def represent_layers(self, feats: torch.Tensor, lengths: torch.Tensor,
+                         layers: list[int | None]) -> list[torch.Tensor]:
+        """Several GRU layers from one pass."""
+        depth = self.config.num_layers
+        chosen = [check_layer(k, depth, depth, self.name) for k in layers]
+        outputs = self.net.layers(feats, upto=max(chosen))
+        return [outputs[k - 1] for k in chosen]
+
     def representation_dim(self, layer: int | None = None) -> int:
         check_layer(layer, self.config.num_layers, self.config.num_layers, self.name)
         return self.config.hidden

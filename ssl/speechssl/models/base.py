@@ -52,6 +52,12 @@ class SSLMethod(nn.Module):
         them (tests/test_extract_batching.py checks every method)."""
         raise NotImplementedError
 
+    def represent_layers(self, feats: torch.Tensor, lengths: torch.Tensor,
+                         layers: list[int | None]) -> list[torch.Tensor]:
+        """:meth:`represent` of each of ``layers``; methods whose layers come from one
+        pass override it to run the network once."""
+        return [self.represent(feats, lengths, layer=k) for k in layers]
+
     def representation_dim(self, layer: int | None = None) -> int:
         raise NotImplementedError
 
@@ -64,3 +70,11 @@ class SSLMethod(nn.Module):
     def on_step(self, step: int) -> None:
         """Called by the trainer before each optimisation step (0-based), for methods
         whose objective changes during training (e.g. the CAE's AE pretraining phase)."""
+
+
+def same_width_layers(model: SSLMethod) -> list[int | None]:
+    """The layers of a frame-level model that have its default representation's width, in
+    network order and ending with the default (S3PRL's ``hidden_states``, and what
+    ``extract_ssl --layer all`` stacks); [None] where it has one representation only."""
+    width = model.representation_dim(None)
+    return [k for k in model.hidden_layers() if model.representation_dim(k) == width] or [None]

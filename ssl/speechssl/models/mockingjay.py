@@ -124,6 +124,14 @@ class Mockingjay(SSLMethod):
         chosen = check_layer(layer, depth, depth, self.name, first=0)
         return self.encoder(feats, lengths, upto=chosen)[chosen]
 
+    def represent_layers(self, feats: torch.Tensor, lengths: torch.Tensor,
+                         layers: list[int | None]) -> list[torch.Tensor]:
+        """Several states from one pass of the encoder."""
+        depth = self.config.num_layers
+        chosen = [check_layer(k, depth, depth, self.name, first=0) for k in layers]
+        states = self.encoder(feats, lengths, upto=max(chosen))
+        return [states[k] for k in chosen]
+
     def representation_dim(self, layer: int | None = None) -> int:
         depth = self.config.num_layers
         check_layer(layer, depth, depth, self.name, first=0)
