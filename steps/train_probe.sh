@@ -9,7 +9,11 @@
 # The phone probe's --cmvn and --delta-order default to <train-data-dir>/eval_opts (the
 # protocol of its features, written by steps/make_feats.sh and steps/extract_ssl.sh), else
 # false and 0; the utterance-level probes pool the raw features (default false and 0).
-# Writes <exp-dir>/probe.pt (the classifier), per_class.txt and, last, results.json.
+# The phone probe streams its training frames, --buffer-frames at a time, when they would
+# take more than --max-memory-mb as one matrix (stream=auto; frames x dim x 4 bytes, from the
+# feature headers): LibriSpeech's 28 M frames are 29 GB at 256-d.  Same results either way.
+# Writes <exp-dir>/probe.pt (the classifier), per_class.txt and, last, results.json
+# (with "streamed" and the peak RSS, "peak_rss_mb").
 set -euo pipefail
 # shellcheck source=../path.sh
 . "$(dirname "$(readlink -f "$0")")/../path.sh"
@@ -24,6 +28,11 @@ epochs=            # empty: the task's default (speechssl.eval.probe.TASK_DEFAUL
 lr=                # Adam learning rate; empty: the task's default
 batch_size=        # empty: the task's default
 seed=0
+stream=auto        # phone: true: read training frames a buffer at a time; auto: if too big
+max_memory_mb=1024 # stream=auto streams a training matrix larger than this (MB): runs stay under ~4 GB
+buffer_frames=500000  # frames of a streamed buffer (0.5 GB at 256-d)
+layer_sum=false    # true: a learnable weighted sum of stacked layers (extract_ssl.sh --layer all)
+layer_norm=false   # with --layer-sum: layer-normalise each layer before the sum
 device=auto        # auto (cuda if available, else cpu), cpu or cuda
 # End configuration section.
 
@@ -41,6 +50,16 @@ Options:
   --lr <x>                 # Adam learning rate (default: per task)
   --batch-size <n>         # minibatch size (default: per task)
   --seed <n>               # initialisation and shuffling ($seed)
+  --stream <auto|true|false> # phone: true reads the training frames a buffer at a time
+                           # (constant memory, features read once per epoch); auto: when
+                           # they would take more than --max-memory-mb in memory ($stream)
+  --max-memory-mb <mb>     # the training matrix (frames x dim x 4 bytes) that auto still
+                           # holds in memory; that run peaks at about 3 times it plus the
+                           # test set's matrix ($max_memory_mb)
+  --buffer-frames <n>      # frames per streamed buffer, shuffled within ($buffer_frames)
+  --layer-sum <true|false> # weighted sum of the stacked layers of extract_ssl.sh
+                           # --layer all, learnt with the probe ($layer_sum)
+  --layer-norm <true|false> # with --layer-sum: layer norm of each layer first ($layer_norm)
   --device <auto|cpu|cuda> # where to train; auto: cuda if available ($device)"
 # shellcheck source=../utils/parse_options.sh
 . "$SPEECHSSL_ROOT/utils/parse_options.sh"
@@ -63,6 +82,14 @@ case "$task" in
   phone|speaker|language) ;;
   *) echo "$0: --task must be phone, speaker or language, got '$task'" >&2; exit 1 ;;
 esac
+case "$stream" in
+  auto|true|false) ;;
+  *) echo "$0: --stream must be auto, true or false, got '$stream'" >&2; exit 1 ;;
+esac
+if [ "$stream" = true ] && [ "$task" != phone ]; then
+  echo "$0: --stream true applies to --task phone (the others hold one vector per utterance)" >&2
+  exit 1
+fi
 if [ "$task" = phone ]; then
   check_same_eval_opts "$train" "$test"
   cmvn=${cmvn:-$(eval_opt "$train" cmvn false)}
@@ -84,7 +111,9 @@ for data in "$train" "$test"; do
   "$SPEECHSSL_ROOT/utils/validate_data_dir.sh" --no-text --no-wav "$data"
 done
 opts=(--task "$task" --hidden-dim "$hidden_dim" --cmvn "$cmvn" --delta-order "$delta_order"
-      --seed "$seed" --device "$device")
+      --seed "$seed" --stream "$stream" --max-memory-mb "$max_memory_mb"
+      --buffer-frames "$buffer_frames" --layer-sum "$layer_sum" --layer-norm "$layer_norm"
+      --device "$device")
 [ -z "$epochs" ] || opts+=(--epochs "$epochs")
 [ -z "$lr" ] || opts+=(--lr "$lr")
 [ -z "$batch_size" ] || opts+=(--batch-size "$batch_size")
@@ -92,7 +121,9 @@ opts=(--task "$task" --hidden-dim "$hidden_dim" --cmvn "$cmvn" --delta-order "$d
 mkdir -p "$dir/log"
 printf '%s\n' "train=$(readlink -f "$train")" "test=$(readlink -f "$test")" "task=$task" \
   "hidden_dim=$hidden_dim" "cmvn=$cmvn" "delta_order=$delta_order" "epochs=${epochs:-default}" \
-  "lr=${lr:-default}" "batch_size=${batch_size:-default}" "seed=$seed" > "$dir/config"
+  "lr=${lr:-default}" "batch_size=${batch_size:-default}" "seed=$seed" "stream=$stream" \
+  "max_memory_mb=$max_memory_mb" "buffer_frames=$buffer_frames" "layer_sum=$layer_sum" \
+  "layer_norm=$layer_norm" > "$dir/config"
 $cmd "$dir/log/train_probe.log" \
   python -m speechssl.bin.train_probe "${opts[@]}" "$train" "$test" "$dir"
 

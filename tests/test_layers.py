@@ -92,6 +92,85 @@ def test_bad_layouts_are_refused_clearly(tmp_path, text, dim, message):
         require_stacked_layers(data, dim)
 
 
+# ---------------------------------------------------------------- the probes
+
+def write_stacked_phone_dir(path, num_utts: int, seed: int, layout: bool = True):
+    """Utterances of 30 frames, 4 phone classes; layer "1" holds each frame's class mean
+    plus noise, layer "0" noise only; speakers differ by an offset of layer "1"."""
+    from speechssl.data.ark import ArkScpWriter
+
+    rng = np.random.default_rng(seed)
+    means = 3.0 * np.eye(4)
+    path.mkdir(parents=True)
+    utt2spk, ali = [], []
+    with ArkScpWriter(path / "feats.ark", path / "feats.scp") as w:
+        for i in range(num_utts):
+            spk_index = i * 4 // num_utts
+            spk = f"spk{spk_index}"
+            utt = f"{spk}-{seed}-{i:03d}"
+            labels = rng.integers(0, 4, 30)
+            informative = means[labels] + rng.normal(0, 1, (30, 4)) + spk_index
+            noise = rng.normal(0, 3, (30, 4))
+            w.write(utt, np.concatenate([noise, informative], 1).astype(np.float32))
+            utt2spk.append(f"{utt} {spk}\n")
+            ali.append(f"{utt} {' '.join(f'p{x}' for x in labels)}\n")
+    (path / "utt2spk").write_text("".join(utt2spk))
+    (path / "phone_ali").write_text("".join(ali))
+    if layout:
+        write_layout(path, "layer=all\nlevel=frame\ndim=8\nlayers=0 1\nlayer_dim=4\n")
+    return path
+
+
+@pytest.mark.parametrize("stream", ["false", "true"])
+def test_probe_layer_sum_weights_the_informative_layer(tmp_path, stream):
+    from speechssl.bin import train_probe
+
+    train = write_stacked_phone_dir(tmp_path / "train", 40, 0)
+    test = write_stacked_phone_dir(tmp_path / "test", 16, 1)
+    exp = tmp_path / "exp"
+    assert train_probe.main(["--task", "phone", "--cmvn", "false", "--delta-order", "0",
+                             "--layer-sum", "true", "--stream", stream, "--buffer-frames",
+                             "300", str(train), str(test), str(exp)]) == 0
+    results = json.loads((exp / "results.json").read_text())
+    weights = results["layer_weights"]
+    assert sorted(weights) == ["0", "1"] and sum(weights.values()) == pytest.approx(1, abs=1e-3)
+    assert weights["1"] > weights["0"], weights
+    assert results["accuracy"] > 80 and results["streamed"] == (stream == "true")
+    assert results["dim"] == 8 and results["layer_norm"] is False
+    saved = torch.load(exp / "probe.pt", weights_only=True)
+    assert saved["layer_weights"] == weights and "layers.weights" in saved["state_dict"]
+
+
+def test_utterance_probe_layer_sum(tmp_path):
+    from speechssl.bin import train_probe
+
+    train = write_stacked_phone_dir(tmp_path / "train", 40, 0)
+    test = write_stacked_phone_dir(tmp_path / "test", 16, 1)
+    exp = tmp_path / "exp"
+    assert train_probe.main(["--task", "speaker", "--cmvn", "false", "--delta-order", "0",
+                             "--layer-sum", "true", "--layer-norm", "true", str(train),
+                             str(test), str(exp)]) == 0
+    results = json.loads((exp / "results.json").read_text())
+    assert results["input"] == "feats.scp mean-pooled" and results["layer_norm"] is True
+    assert sum(results["layer_weights"].values()) == pytest.approx(1, abs=1e-3)
+
+
+def test_probe_layer_sum_needs_both_dirs_stacked(tmp_path):
+    from speechssl.bin import train_probe
+
+    train = write_stacked_phone_dir(tmp_path / "train", 8, 0)
+    test = write_stacked_phone_dir(tmp_path / "test", 4, 1, layout=False)
+    args = ["--task", "phone", "--cmvn", "false", "--delta-order", "0", "--layer-sum", "true"]
+    with pytest.raises(InputError, match="test.*the training dir stacks layers 0 1 of 4"):
+        train_probe.main([*args, str(train), str(test), str(tmp_path / "exp")])
+    with pytest.raises(InputError, match="test.*--layer-sum needs the stacked layers"):
+        train_probe.main([*args, str(test), str(train), str(tmp_path / "exp")])
+    with pytest.raises(SystemExit):
+        train_probe.main(["--task", "phone", "--cmvn", "false", "--delta-order", "0",
+                          "--layer-norm", "true", str(train), str(test), str(tmp_path / "e")])
+    assert not (tmp_path / "exp" / "results.json").exists()
+
+
 # ---------------------------------------------------------------- the hybrid DNN
 
 pytest.importorskip("kaldi_hmm_gmm")

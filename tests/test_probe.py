@@ -86,9 +86,12 @@ def test_frame_labels_from_ctm_use_frame_shift(tmp_path):
     data = write_dir(tmp_path / "d", {"s0-u1": np.zeros((3, 2))})
     (data / "phones.ctm").write_text("s0-u1 1 0.000 0.030 sil\ns0-u1 1 0.030 0.030 k\n")
     (data / "frame_shift").write_text("0.02\n")
-    name, labels = frame_labels(DataDir(data))
-    # centres 0.0125, 0.0325, 0.0525 (< 0.06): sil, k, k
-    assert name == "phones.ctm" and labels == {"s0-u1": (None, ["sil", "k", "k"])}
+    labels = frame_labels(DataDir(data))
+    # centres 0.0125, 0.0325, 0.0525 (< 0.06): sil, k, k, as int32 ids
+    assert labels.name == "phones.ctm" and list(labels.utts) == ["s0-u1"]
+    line, ids = labels.utts["s0-u1"]
+    assert line is None and ids.dtype == np.int32 and labels.vocab == ["sil", "k"]
+    assert labels.decoded("s0-u1") == ["sil", "k", "k"]
 
 
 def test_phone_ali_is_preferred_and_trimmed_up_to_two_frames(tmp_path):

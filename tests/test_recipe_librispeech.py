@@ -215,6 +215,10 @@ def test_phone_probe_results(recipe, fake_librispeech, features):
     # MFCC: speaker CMVN and deltas (the published 39-d baseline); fbank: CMVN.
     assert (results["cmvn"], results["delta_order"]) == {
         "mfcc": (True, 2), "fbank": (True, 0)}.get(features, (False, 0))
+    # the second probe: one hidden layer, on the same frames
+    hidden = results_of(recipe, features, "probe_phone_1hidden")
+    assert hidden["hidden_dim"] == 768 and hidden["num_test"] == results["num_test"]
+    assert hidden["train_dir"] == results["train_dir"]
 
 
 def test_phone_labels_match_the_audio(recipe):
@@ -239,6 +243,7 @@ def test_one_table_gathers_every_probe(recipe):
     table = (recipe / "exp" / "results" / "results.md").read_text()
     header = table.splitlines()[0]
     assert "phone probe" in header and "speaker probe" in header, header
+    assert "phone probe acc. % ↑ [probe_phone_1hidden]" in header, header
     assert "ASR WER % (hybrid DNN)" in header and "ASR WER % (mono GMM)" in header, header
     for features in FEATURES:
         assert re.search(rf"^\| {features} \|", table, re.M), (features, table)

@@ -6,7 +6,8 @@
 # test_split.txt (held-out utterances of the same readers).
 #
 # Published test accuracies (van den Oord et al. 2018; Mockingjay: Liu et al. 2020):
-#   phones    MFCC 39.7%   CPC 64.6%   Mockingjay 67.0% (79.1% with one hidden layer)
+#   phones    MFCC 39.7%   CPC 64.6%   Mockingjay 67.0% (79.1% with one hidden layer;
+#             pretrained on LibriSpeech 360 h for 1 M steps, the last layer)
 #   speakers  MFCC 17.6%   CPC 97.4%
 # APC training L1 after 100 epochs on train-clean-360 (Chung et al. 2019): 0.53 at time
 # shift 1, 0.87 at shift 3 (conf/apc.yaml), 1.09 at shift 5.
@@ -36,7 +37,8 @@ nj=4
 download=false                  # true: first fetch $subsets, and the LM files into $lm_dir
 subsets="train-clean-100 dev-clean test-clean"  # what --download fetches from openslr.org/12
 train_set=train_clean_100       # SSL training data (its labels are not used)
-methods="apc cpc"               # conf/<method>.yaml for each
+methods="apc cpc"               # conf/<method>.yaml for each; all: $all_methods
+probe_hidden_dim=768            # the phone probe with one hidden ReLU layer (ours: the published Transformers' width)
 device=auto                     # auto (cuda if available, else cpu), cpu or cuda: extraction, probes, DNNs
 lm_dir=corpus/lm                # librispeech-lexicon.txt, lm_<name>.arpa.gz (openslr.org/11)
 lm=tgsmall                      # decoding LM: $lm_dir/lm_$lm.arpa.gz
@@ -44,6 +46,7 @@ lmwt_range=7:17:2               # ASR LM weights tried on dev-clean: each is a d
 max_fail_fraction=0.1           # fraction of utterances allowed to fail GMM alignment
 decode_opts=                    # extra options of every decoding, e.g. "--beam 10 --max-active 3000"
 
+all_methods="apc cpc mockingjay tera albert"
 help_message="Usage: $0 [options]
 e.g.: $0 --librispeech /data/LibriSpeech --cpc-labels /data/cpc_labels
 Stages:
@@ -52,8 +55,8 @@ Stages:
   1  fbank 80 and MFCC 13 with per-speaker CMVN: data/<set>_fbank, data/<set>_mfcc
   2  self-supervised training of each method on --train-set: exp/<method>
   3  representations of cpc_train and cpc_test: data/cpc_{train,test}_<method>
-  4  phone probe on MFCC (+ deltas), fbank and each method:
-     exp/<features>/eval/probe_phone/results.json
+  4  phone probes on MFCC (+ deltas), fbank and each method, linear and with one hidden
+     layer: exp/<features>/eval/{probe_phone,probe_phone_1hidden}/results.json
   5  speaker probe, likewise: exp/<features>/eval/probe_speaker/results.json
   6  hybrid ASR groundwork: data/local/dict and data/lang from the published lexicon,
      data/lang_test_<lm>, features of dev-clean and test-clean, a monophone GMM on MFCC
@@ -74,7 +77,8 @@ Options:
                            lexicon and LMs into --lm-dir, first ($download)
   --subsets '<subset> ...' for --download ($subsets)
   --train-set <name>       data dir to train on ($train_set)
-  --methods '<m> ...'      SSL methods, conf/<m>.yaml each ($methods)
+  --methods '<m> ...'|all  SSL methods, conf/<m>.yaml each ($methods; all: $all_methods)
+  --probe-hidden-dim <n>   hidden layer of the second phone probe ($probe_hidden_dim)
   --device <auto|cpu|cuda> for extraction, probes and DNNs ($device)
   --lm-dir <dir>           librispeech-lexicon.txt and lm_<name>.arpa.gz ($lm_dir)
   --lm <name>              decoding LM, Kaldi's name: tgsmall, tgmed ($lm)
@@ -85,6 +89,7 @@ Options:
 . ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
+[ "$methods" != all ] || methods=$all_methods
 
 # The input of each method, as published: APC (Chung et al. 2019) and the S3PRL Transformers
 # (Mockingjay, TERA, Audio ALBERT) read log-mel fbank with CMVN, the frame-level models of van
@@ -193,10 +198,14 @@ if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
   # Phone classification: a linear classifier of each frame's class, on the features as
   # their eval_opts says (MFCC with speaker CMVN and deltas, fbank with CMVN, learned
   # features as extracted). The speaker probe pools the features as they are.
+  # Then, as the Mockingjay paper reports too, a classifier with one hidden ReLU layer.
   need_protocol
   for f in mfcc fbank $methods; do
     steps/train_probe.sh --cmd "$cuda_cmd" --device "$device" --task phone \
       "data/cpc_train_$f" "data/cpc_test_$f" "exp/$f/eval/probe_phone"
+    steps/train_probe.sh --cmd "$cuda_cmd" --device "$device" --task phone \
+      --hidden-dim "$probe_hidden_dim" \
+      "data/cpc_train_$f" "data/cpc_test_$f" "exp/$f/eval/probe_phone_1hidden"
   done
 fi
 

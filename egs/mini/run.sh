@@ -9,6 +9,7 @@
 #   ./run.sh                      all stages, default corpus (about 1.9 hours of audio)
 #   ./run.sh --preset tiny        a corpus of a few seconds, as the tests use
 #   ./run.sh --stage 1            recompute features on an existing corpus
+#   ./run.sh --methods all        every method with a conf/<method>.yaml: the full table
 set -euo pipefail
 
 stage=0
@@ -17,14 +18,16 @@ nj=2
 preset=default   # default (49 speakers of 7 languages; 2 per language test) or tiny (8 x 5)
 augment=false    # reverberation, noise, band-pass and gain on top of the clean speech
 seed=0
-methods="apc cpc capc cae vicreg"   # conf/<method>.yaml for each
+methods="apc cpc capc cae vicreg"   # conf/<method>.yaml for each; all: $all_methods
 awe_seeds="0 1 2"                   # CAE-RNN acoustic word embeddings: one training per seed
+layer_sum_methods=                  # also every layer of these, stacked: rows <method>_layers
 lmwt_range=7:17:10                  # ASR LM weights tried on held-out data: each is a pass
 # Decoding beams: on this 400-word graph, beam 10 / max-active 2000 give the WER of Kaldi's
 # 13 / 7000 in a fifth of the search time (CPC's DNN on train_heldout: 6.44% both, 14 s
 # vs 75 s of CPU for LM weights 7 and 17).
 decode_opts="--beam 10 --max-active 2000"
 
+all_methods="apc cpc capc cae vicreg mockingjay tera albert"
 help_message="Usage: $0 [options]
 e.g.: $0 --preset tiny
 Stages:
@@ -44,15 +47,20 @@ Options:
   --preset <default|tiny>  corpus size ($preset)
   --augment <true|false>   augmented copy of the corpus ($augment)
   --seed <n>               corpus seed ($seed)
-  --methods '<m> ...'      SSL methods, conf/<m>.yaml each ($methods)
+  --methods '<m> ...'|all  SSL methods, conf/<m>.yaml each ($methods; all: $all_methods)
   --awe-seeds '<n> ...'    CAE-RNN trainings per features ($awe_seeds)
+  --layer-sum-methods '<m> ...'  methods also evaluated on all their layers, stacked, with
+                           the probes and hybrid DNN learning a weighted sum ($layer_sum_methods)
   --lmwt-range <min:max[:step]>  ASR LM weights tried on held-out data ($lmwt_range)"
 
 . ./path.sh
 . ./cmd.sh
 . utils/parse_options.sh
 
+[ "$methods" != all ] || methods=$all_methods
 sets="train dev test"
+rows="fbank mfcc $methods"
+for m in $layer_sum_methods; do rows+=" ${m}_layers"; done
 # The tiny preset's few utterances per language train a poor GMM: more of them fail to
 # align (Kaldi drops those with a warning; steps refuse more than this fraction).
 max_fail=0.1
@@ -123,6 +131,14 @@ if [ "$stage" -le 3 ] && [ "$stop_stage" -ge 3 ]; then
   $train_cmd --max-jobs-run "$nj" JOB=1:"$(wc -w <<< "$methods")" \
     exp/extract_ssl/log/extract_ssl.JOB.log local/mini/extract_ssl.sh --cmd "$train_cmd" \
     JOB "train_eval train_heldout test" "$jobs"
+  if [ -n "$layer_sum_methods" ]; then
+    # Every layer stacked, data/<set>_<method>_layers, for stage 5's weighted layer sums.
+    jobs=
+    for m in $layer_sum_methods; do jobs+=" $m:$(input_of "$m" SET)"; done
+    $train_cmd --max-jobs-run "$nj" JOB=1:"$(wc -w <<< "$layer_sum_methods")" \
+      exp/extract_ssl/log/extract_ssl_layers.JOB.log local/mini/extract_ssl.sh \
+      --cmd "$train_cmd" --layer all --suffix _layers JOB "train_eval train_heldout test" "$jobs"
+  fi
 fi
 
 if [ "$stage" -le 4 ] && [ "$stop_stage" -ge 4 ]; then
@@ -153,7 +169,6 @@ if [ "$stage" -le 5 ] && [ "$stop_stage" -ge 5 ]; then
   # frame-level features get same-different, AWEs, the phone probe and hybrid ASR; all
   # get SV and the speaker and language probes). Most steps use one core, so $nj
   # features are evaluated side by side; logs: exp/evaluate/log/evaluate.<n>.log.
-  rows="fbank mfcc $methods"
   $train_cmd --max-jobs-run "$nj" JOB=1:"$(wc -w <<< "$rows")" \
     exp/evaluate/log/evaluate.JOB.log local/mini/evaluate.sh --cmd "$train_cmd" \
     --awe-seeds "$awe_seeds" --lmwt-range "$lmwt_range" --decode-opts "$decode_opts" \
@@ -162,7 +177,7 @@ fi
 
 if [ "$stage" -le 6 ] && [ "$stop_stage" -ge 6 ]; then
   # One table: rows are features, columns tasks; the best of each column in bold.
-  utils/gather_results.sh --rows "fbank mfcc $methods" exp exp/results
+  utils/gather_results.sh --rows "$rows" exp exp/results
 fi
 
 log "done: stages $stage to $stop_stage"

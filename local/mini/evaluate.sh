@@ -4,6 +4,8 @@
 # CAE-RNN AWEs, the phone probe and hybrid ASR (a DNN on the GMM's alignments, the LM
 # weight chosen on data/train_heldout_<f>); every features: speaker verification (cosine,
 # PLDA), speaker and language probes. Each step reads its data dir as eval_opts says.
+# On the stacked layers of extract_ssl.sh --layer all, the probes and the hybrid DNN learn
+# a weighted sum of the layers; the other tasks see their concatenation.
 set -euo pipefail
 
 # Begin configuration section.
@@ -36,6 +38,8 @@ if [ $# -ne 2 ]; then
 fi
 f=$(nth_word "$1" "$2")   # an assignment: set -e sees a failure
 eval_dir=exp/$f/eval
+layer_opts=()
+if grep -qsx layer=all "data/test_$f/ssl_model"; then layer_opts=(--layer-sum true); fi
 
 if [ -f "data/test_$f/feats.scp" ]; then
   for how in dtw downsample; do
@@ -44,8 +48,10 @@ if [ -f "data/test_$f/feats.scp" ]; then
   done
   steps/train_awe.sh --nj "$nj" --seeds "$awe_seeds" conf/awe.yaml \
     "data/train_eval_$f" "data/test_$f" data/test/samediff_words "$eval_dir/awe"
-  steps/train_probe.sh --task phone "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_phone"
+  steps/train_probe.sh --task phone "${layer_opts[@]}" \
+    "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_phone"
   steps/train_hybrid.sh --cmd "$cmd" --max-epochs 2 --hidden-dim 256 --batch-size 1024 \
+    "${layer_opts[@]}" \
     --max-unaligned-fraction "$max_fail" \
     "data/train_eval_$f" exp/mono_ali data/lang "exp/$f/hybrid"
   # shellcheck disable=SC2086  # $decode_opts: several words
@@ -60,8 +66,8 @@ for backend in cosine plda; do
   steps/score_sv.sh --backend $backend --train-dir "data/train_eval_$f" \
     "data/test_$f" data/test/trials "$eval_dir/sv_$backend"
 done
-steps/train_probe.sh --task speaker \
+steps/train_probe.sh --task speaker "${layer_opts[@]}" \
   "data/train_eval_$f" "data/train_heldout_$f" "$eval_dir/probe_speaker"
-steps/train_probe.sh --task language \
+steps/train_probe.sh --task language "${layer_opts[@]}" \
   "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_language"
 log "done evaluating $f"

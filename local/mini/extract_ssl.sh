@@ -6,6 +6,8 @@ set -euo pipefail
 
 # Begin configuration section.
 cmd=run_local.sh   # job runner of steps/extract_ssl.sh
+layer=             # steps/extract_ssl.sh --layer (empty: the method's choice; all: stacked)
+suffix=            # appended to the data dir names: data/<set>_<method><suffix>
 # End configuration section.
 
 help_message="Usage: $0 [options] <n> '<set> ...' '<method>:<src-data-dir> ...'
@@ -13,7 +15,9 @@ Writes data/<set>_<method> for the n-th method of the list (1-based: a job runne
 and each set, from exp/<method> and its src data dir, in which SET stands for the set.
 e.g.: $0 2 'test dev' 'apc:data/SET_mfcc vicreg:data/SET'   # vicreg on test and dev
 Options:
-  --cmd <job-runner>   # for steps/extract_ssl.sh ($cmd)"
+  --cmd <job-runner>   # for steps/extract_ssl.sh ($cmd)
+  --layer <k|all>      # which layer (default: the method's choice)
+  --suffix <text>      # data/<set>_<method><suffix>, e.g. _layers ($suffix)"
 
 echo "$0 $*"
 . ./path.sh
@@ -31,5 +35,6 @@ if [ -z "$method" ] || [ "$src" = "$job" ] || [[ "$src" != *SET* ]]; then
   exit 1
 fi
 for x in $2; do
-  steps/extract_ssl.sh --cmd "$cmd" --nj 1 "exp/$method" "${src//SET/$x}" "data/${x}_$method"
+  steps/extract_ssl.sh --cmd "$cmd" --nj 1 --layer "$layer" "exp/$method" "${src//SET/$x}" \
+    "data/${x}_$method$suffix"
 done

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import resource
 import shutil
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ from speechssl.errors import InputError
 from speechssl.eval.layers import layer_weights_report, require_stacked_layers
 from speechssl.eval.probe_data import match_utterances
 from speechssl.fileio import atomic_write
+from speechssl.memory import peak_rss_mb
 from speechssl.train.distributed import select_device
 
 log = logging.getLogger("train_hybrid")
@@ -138,19 +138,6 @@ def write_outputs(exp: Path, ali_dir: Path, model, config, meta: dict, counts: n
     with atomic_write(exp / "training.json") as f:
         f.write(json.dumps(summary, indent=2) + "\n")
     hybrid.save_checkpoint(exp / "final.pt", model.cpu(), config, meta)
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident memory: /proc's VmHWM where there is one, as a child's
-    ru_maxrss starts at its parent's peak on Linux (fork then exec)."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0   # kB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # KiB on Linux
 
 
 def main(argv: Sequence[str] | None = None) -> int:

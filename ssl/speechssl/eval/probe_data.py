@@ -30,14 +30,22 @@ Labels of utterances that have no features are skipped and counted (label files 
 cover a whole corpus while features exist for a subset).  Utterances with features but no
 labels are skipped and counted too, as Kaldi skips utterances whose alignment failed, up
 to :data:`MAX_UNLABELLED_FRACTION` of them; more is an error.
+
+Frame labels become integer ids as each line (or CTM utterance) is read, one int32 array
+per utterance: as Python strings LibriSpeech's 28 M frame labels would take gigabytes.
+:func:`phone_frames` checks a data dir's labelled frames in one pass over its features
+without keeping them (the streamed phone probe reads them again a buffer at a time,
+:meth:`FrameSet.buffers`); :func:`phone_set` keeps them, as one (N, D) matrix.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable, Sequence
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -75,6 +83,14 @@ class ProbeSet:
         return len(self.utts)
 
     @property
+    def dim(self) -> int:
+        return self.x.shape[1]
+
+    @property
+    def num_examples(self) -> int:
+        return len(self.label_ids)
+
+    @property
     def labels(self) -> np.ndarray:
         return np.asarray(self.vocab, dtype=object)[self.label_ids]
 
@@ -89,19 +105,24 @@ class _Vocab:
         return np.fromiter((self.ids.setdefault(a, len(self.ids)) for a in labels),
                            dtype=np.int64, count=len(labels))
 
+    def encode_frames(self, labels: Sequence[str | None]) -> np.ndarray:
+        """Frame labels as int32 ids, -1 for an unlabelled frame (None)."""
+        return np.fromiter((-1 if a is None else self.ids.setdefault(a, len(self.ids))
+                            for a in labels), dtype=np.int32, count=len(labels))
+
     def words(self) -> list[str]:
         return list(self.ids)
 
 
 # ---------------------------------------------------------------- frame labels
 
-def read_phone_ali(path) -> dict[str, tuple[int, list[str]]]:
-    """``<utt> <label>...`` lines as ``utt -> (line number, labels)``; any order."""
-    ali: dict[str, tuple[int, list[str]]] = {}
+def read_phone_ali(path, vocab: _Vocab) -> dict[str, tuple[int, np.ndarray]]:
+    """``<utt> <label>...`` lines as ``utt -> (line number, label ids)``; any order."""
+    ali: dict[str, tuple[int, np.ndarray]] = {}
     for lineno, utt, rest in iter_table(path, min_fields=2):
         if utt in ali:
             raise InputError("duplicate key", path=path, line=lineno, key=utt)
-        ali[utt] = (lineno, rest.split())
+        ali[utt] = (lineno, vocab.encode_frames(rest.split()))
     return ali
 
 
@@ -136,25 +157,44 @@ def _nearest(tokens: list[str], starts: np.ndarray, ends: np.ndarray, centre: fl
     return tokens[before] if gap_before <= gap_after else tokens[before + 1]
 
 
-def frame_labels(data: DataDir) -> tuple[str, dict[str, tuple[int | None, list[str | None]]]]:
-    """The frame labels of a data dir: ``(file name, utt -> (line or None, labels))``."""
+@dataclass
+class FrameLabels:
+    """A data dir's frame labels: ``utt -> (line or None, int32 ids into vocab)``, -1 for
+    a frame in a gap of the CTM."""
+
+    name: str                  # phone_ali or phones.ctm
+    path: Path
+    utts: dict[str, tuple[int | None, np.ndarray]]
+    vocab: list[str]
+
+    def decoded(self, utt: str) -> list[str | None]:
+        return [None if i < 0 else self.vocab[i] for i in self.utts[utt][1]]
+
+
+def frame_labels(data: DataDir) -> FrameLabels:
+    """The frame labels of a data dir, from phone_ali, else phones.ctm."""
+    vocab = _Vocab()
     if data.has("phone_ali"):
-        return "phone_ali", dict(read_phone_ali(data.path / "phone_ali"))
+        path = data.path / "phone_ali"
+        return FrameLabels("phone_ali", path, read_phone_ali(path, vocab), vocab.words())
     if data.has("phones.ctm"):
+        path = data.path / "phones.ctm"
         shift = data.frame_shift() if data.has("frame_shift") else DEFAULT_FRAME_SHIFT
-        ctm = read_ctm(data.path / "phones.ctm")
+        ctm = read_ctm(path)
         out = {}
-        for utt, entries in ctm.items():
+        for utt in list(ctm):
+            entries = ctm.pop(utt)   # each utterance's entries dropped once converted
             if len({e.channel for e in entries}) > 1:
                 raise InputError("an utterance with several channels; one is expected",
-                                 path=data.path / "phones.ctm", key=utt)
-            out[utt] = (None, ctm_frame_labels(entries, shift))
-        return "phones.ctm", out
+                                 path=path, key=utt)
+            out[utt] = (None, vocab.encode_frames(ctm_frame_labels(entries, shift)))
+        return FrameLabels("phones.ctm", path, out, vocab.words())
     raise InputError("no frame labels: need phone_ali (one label per frame) or phones.ctm",
                      path=data.path)
 
 
-def fit_to_frames(labels: list, num_frames: int, path, line: int | None, utt: str) -> list:
+def fit_to_frames(labels: Sequence, num_frames: int, path, line: int | None,
+                  utt: str) -> Sequence:
     """Labels cut to the feature frame count when they differ by at most
     MAX_TRIM_FRAMES at the end (conventions differ there); else an error."""
     if abs(len(labels) - num_frames) > MAX_TRIM_FRAMES:
@@ -195,34 +235,182 @@ def match_utterances(labelled: Iterable[str], feat_utts: Sequence[str], label_pa
 
 # ---------------------------------------------------------------- examples
 
-def phone_set(data_dir, transform: FeatureTransform) -> ProbeSet:
-    """One example per labelled frame of a data dir's feats.scp."""
+@dataclass
+class FrameSet:
+    """The labelled frames of a data dir without their features: each utterance's label
+    ids (fitted to its frame count; -1: skipped) and the loader that reads its frames."""
+
+    path: str
+    loader: FeatureLoader
+    utts: list[str]
+    label_ids: list[np.ndarray]   # int32 per utterance, into vocab
+    vocab: list[str]
+    source: str
+    dim: int
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def num_utts(self) -> int:
+        return len(self.utts)
+
+    @property
+    def num_examples(self) -> int:
+        return sum(int((ids >= 0).sum()) for ids in self.label_ids)
+
+    def label_counts(self) -> np.ndarray:
+        """Examples per label id."""
+        counts = np.zeros(len(self.vocab), dtype=np.int64)
+        for ids in self.label_ids:
+            counts += np.bincount(ids[ids >= 0], minlength=len(self.vocab))
+        return counts
+
+    def frames(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """The labelled frames (T, D) of utterance ``i`` and their label ids (T,)."""
+        ids = self.label_ids[i]
+        feats = self.loader[self.utts[i]]
+        if len(feats) < len(ids):
+            raise InputError(f"{len(feats)} frames, {len(ids)} when first read: the features "
+                             "changed during the run", path=self.loader.data.path /
+                             "feats.scp", key=self.utts[i])
+        feats = feats[:len(ids)]
+        keep = ids >= 0
+        return (feats, ids) if keep.all() else (feats[keep], ids[keep])
+
+    def buffers(self, order: Iterable[int], size: int,
+                ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """The labelled frames of the utterances ``order``, ``size`` at a time (the last
+        buffer fewer; an utterance may straddle two): ``(frames (n, D) float32, label ids
+        (n,), utterance indices (n,))``.  One buffer is filled again and again: what it
+        yields is valid until the next."""
+        size = max(1, min(size, self.num_examples))
+        x = np.empty((size, self.dim), dtype=np.float32)
+        y = np.empty(size, dtype=np.int32)
+        utt = np.empty(size, dtype=np.int32)
+        n = 0
+        for i in order:
+            feats, ids = self.frames(i)
+            start = 0
+            while start < len(ids):
+                take = min(size - n, len(ids) - start)
+                x[n:n + take] = feats[start:start + take]
+                y[n:n + take] = ids[start:start + take]
+                utt[n:n + take] = i
+                n += take
+                start += take
+                if n == size:
+                    yield x, y, utt
+                    n = 0
+        if n:
+            yield x[:n], y[:n], utt[:n]
+
+
+def phone_frames(data_dir, transform: FeatureTransform,
+                 visit: Callable[[np.ndarray], None] | None = None) -> FrameSet:
+    """The labelled frames of a data dir's feats.scp, checked in one pass over the features
+    (labels against frame counts, NaN), which are not kept: ``visit`` sees each
+    utterance's labelled frames (T, D) in turn."""
     data = DataDir(data_dir)
     if not data.has("feats.scp"):
         raise InputError("the phone probe needs frame-level features (feats.scp)", path=data.path)
-    name, labels = frame_labels(data)
+    labels = frame_labels(data)
     loader = FeatureLoader(data, transform)
-    utts, counts = match_utterances(labels, loader.utterances(), data.path / name,
+    utts, counts = match_utterances(labels.utts, loader.utterances(), labels.path,
                                     data.path / "feats.scp")
-    vocab, xs, ys = _Vocab(), [], []
-    trimmed = unlabelled = 0
+    fitted = []
+    trimmed = unlabelled = dim = 0
     for utt in utts:
         feats = loader[utt]
-        line, seq = labels[utt]
-        seq = fit_to_frames(seq, len(feats), data.path / name, line, utt)
-        trimmed += len(feats) - len(seq)
-        keep = np.array([a is not None for a in seq], dtype=bool)
+        line, ids = labels.utts[utt]
+        ids = fit_to_frames(ids, len(feats), labels.path, line, utt)
+        trimmed += len(feats) - len(ids)
+        keep = ids >= 0
         unlabelled += int((~keep).sum())
-        xs.append(feats[:len(seq)][keep])
-        ys.append(vocab.encode([a for a in seq if a is not None]))
+        if visit is not None:
+            visit(feats[:len(ids)][keep])
+        fitted.append(ids)
+        dim = feats.shape[1]
+    labels.utts.clear()   # those without features too
     if unlabelled:
-        log.warning("%s: %d frames fall in gaps of the CTM and are skipped", data.path / name,
+        log.warning("%s: %d frames fall in gaps of the CTM and are skipped", labels.path,
                     unlabelled)
     counts.update(trimmed_frames=trimmed, unlabelled_frames=unlabelled)
-    frames_per_utt = [len(y) for y in ys]
-    return ProbeSet(str(data.path), np.concatenate(xs).astype(np.float32, copy=False),
-                    np.concatenate(ys), vocab.words(), f"feats.scp frames ({name})",
-                    utts, np.repeat(np.arange(len(utts)), frames_per_utt), counts)
+    vocab, fitted = _used_labels(labels.vocab, fitted)
+    return FrameSet(str(data.path), loader, utts, fitted, vocab,
+                    f"feats.scp frames ({labels.name})", dim, counts)
+
+
+def _used_labels(vocab: list[str], seqs: list[np.ndarray]) -> tuple[list[str], list[np.ndarray]]:
+    """The labels that the kept frames use, in order of first appearance, and ``seqs``'
+    ids into them (the file's other labels, e.g. of utterances without features or of
+    trimmed frames, are no class of the probe)."""
+    seen = np.zeros(len(vocab), dtype=bool)
+    order: list[int] = []
+    for ids in seqs:
+        used, first = np.unique(ids[ids >= 0], return_index=True)
+        new = used[np.argsort(first, kind="stable")]
+        new = new[~seen[new]]
+        seen[new] = True
+        order.extend(new.tolist())
+    if order == list(range(len(vocab))):
+        return vocab, seqs
+    remap = np.full(len(vocab) + 1, -1, dtype=np.int32)   # remap[-1]: unlabelled stays -1
+    remap[order] = np.arange(len(order), dtype=np.int32)
+    return [vocab[i] for i in order], [remap[ids] for ids in seqs]
+
+
+def phone_set(data_dir, transform: FeatureTransform) -> ProbeSet:
+    """One example per labelled frame of a data dir's feats.scp, all in memory."""
+    xs: list[np.ndarray] = []
+    frames = phone_frames(data_dir, transform, xs.append)
+    ys = [ids[ids >= 0] for ids in frames.label_ids]
+    x = np.concatenate(xs).astype(np.float32, copy=False)   # match_utterances: not empty
+    del xs
+    return ProbeSet(frames.path, x, np.concatenate(ys).astype(np.int64), frames.vocab,
+                    frames.source, frames.utts,
+                    np.repeat(np.arange(frames.num_utts), [len(y) for y in ys]),
+                    frames.counts)
+
+
+def feature_size(data_dir, transform: FeatureTransform) -> tuple[int, int]:
+    """(frames, dim) of a data dir's feats.scp as read with ``transform``, before loading
+    it: frames from utt2num_frames or else the archives' matrix headers; dim from its
+    first utterance."""
+    loader = FeatureLoader(DataDir(data_dir), transform)
+    utts = loader.utterances()
+    if not utts:
+        raise InputError("no utterances", path=loader.data.path / "feats.scp")
+    frames = 0
+    for utt in utts:
+        n = loader.num_frames.get(utt)
+        if n is None:
+            n = header_rows(loader.feats[utt])
+        if n is None:   # a pipe, a range, a format without a header we read: load it
+            n = len(loader[utt])
+        frames += n
+    return frames, loader[utts[0]].shape[1]
+
+
+def header_rows(rxfilename: str) -> int | None:
+    """The rows of the Kaldi binary matrix at ``<ark>:<offset>`` from its header alone
+    (float, double or compressed), or None where there is no such header to read."""
+    ark, sep, offset = rxfilename.rpartition(":")
+    if not sep or not offset.isdigit() or ark.strip().endswith("|"):
+        return None
+    try:
+        with open(ark, "rb") as f:
+            f.seek(int(offset))
+            head = f.read(24)
+    except OSError:
+        return None
+    token = head[2:6]
+    if head[:2] != b"\0B":
+        return None
+    if token in (b"FM \4", b"DM \4"):
+        return struct.unpack("<i", head[6:10])[0]
+    if token[:3] == b"CM " or token in (b"CM2 ", b"CM3 "):   # min, range, rows, cols
+        start = 5 if token[:3] == b"CM " else 6
+        return struct.unpack("<i", head[start + 8:start + 12])[0]
+    return None
 
 
 def utterance_vectors(data: DataDir, transform: FeatureTransform,
@@ -294,16 +482,21 @@ def check_speakers(task: str, train_dir, test_dir) -> None:
                          "speakers", path=DataDir(test_dir).path / "utt2spk")
 
 
-def example_speakers(data: ProbeSet) -> tuple[list[str], np.ndarray]:
-    """The set's speakers (utt2spk) and each example's index among them, that of its
-    utterance: the unit the accuracy's confidence interval resamples."""
-    data_dir = DataDir(data.path)
+def utterance_speakers(path, utts: Sequence[str]) -> tuple[list[str], np.ndarray]:
+    """A data dir's speakers (utt2spk) and the index among them of each of ``utts``:
+    the unit the accuracy's confidence interval resamples."""
+    data_dir = DataDir(path)
     utt2spk = data_dir.utt2spk
-    missing = [u for u in data.utts if u not in utt2spk]
+    missing = [u for u in utts if u not in utt2spk]
     if missing:
         raise InputError(f"{len(missing)} utterances have no speaker ({examples(missing)})",
                          path=data_dir.path / "utt2spk")
-    names, utt_speaker = speaker_index([utt2spk[u] for u in data.utts])
+    return speaker_index([utt2spk[u] for u in utts])
+
+
+def example_speakers(data: ProbeSet) -> tuple[list[str], np.ndarray]:
+    """The set's speakers and each example's index among them, that of its utterance."""
+    names, utt_speaker = utterance_speakers(data.path, data.utts)
     return names, utt_speaker[data.example_utt]
 
 
