@@ -261,6 +261,12 @@ def test_step_streams_the_phone_probe(mini_recipe):
     assert res["num_test"] == frames and res["dim"] == 39 and res["epochs"] == 3
     assert res["accuracy"] > res["majority_baseline"], res
     assert "stream=true" in (r / "exp/probe/phone_stream/config").read_text()
+    # the bar on the tiny corpus: within 1 point of the in-memory probe (same seed)
+    sh("steps/train_probe.sh --task phone --stream false --epochs 3 "
+       "data/train_mfcc data/test_mfcc exp/probe/phone_memory", cwd=r)
+    memory = results_of(r / "exp/probe/phone_memory")
+    assert memory["streamed"] is False
+    assert abs(res["accuracy"] - memory["accuracy"]) <= 1.0, (res, memory)
     bad = sh("steps/train_probe.sh --task phone --stream maybe data/train_mfcc data/test_mfcc "
              "exp/x", cwd=r, check=False)
     assert bad.returncode == 1 and "--stream must be auto, true or false" in bad.stderr

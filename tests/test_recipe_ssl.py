@@ -161,3 +161,22 @@ def test_evaluation_stages_fill_the_results_table(trained):
     assert len(md) == 2 + len(table["rows"]) and md[-1].startswith("| vicreg | - |")
     for column in table["columns"]:
         assert (trained / "exp" / "results" / f"{column}.png").stat().st_size > 0
+
+
+def test_layer_sum_rows_learn_layer_weights(trained):
+    """--layer-sum-methods' plumbing on the tiny corpus, after the evaluation stages (it
+    needs their ASR groundwork): APC's GRU layers stacked, then the probes and the hybrid
+    DNN report a weight per layer."""
+    sh("local/mini/extract_ssl.sh --layer all --suffix _layers 1 "
+       "'train_eval train_heldout test' 'apc:data/SET_mfcc'", cwd=trained)
+    model = (trained / "data" / "test_apc_layers" / "ssl_model").read_text()
+    assert "layer=all\n" in model and "layers=1 2 3\n" in model
+    sh("local/mini/evaluate.sh --awe-seeds 0 1 apc_layers", cwd=trained)
+    for task in ("probe_phone", "probe_speaker", "probe_language", "asr"):
+        results = json.loads((trained / "exp/apc_layers/eval" / task / "results.json")
+                             .read_text())
+        assert sorted(results["layer_weights"]) == ["1", "2", "3"], task
+        assert sum(results["layer_weights"].values()) == pytest.approx(1, abs=1e-3), task
+    # the tasks without a learnt weighting see the layers' concatenation
+    sv = json.loads((trained / "exp/apc_layers/eval/sv_cosine/results.json").read_text())
+    assert "layer_weights" not in sv
