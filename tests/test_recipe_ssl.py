@@ -136,7 +136,8 @@ def test_evaluation_stages_fill_the_results_table(trained):
     awe.write_text(yaml.safe_dump(conf))
     sh("./run.sh --preset tiny --nj 2 --stage 4 --awe-seeds '0 1'", cwd=trained)
     frame_tasks = ["samediff_dtw", "samediff_downsample", "awe", "probe_phone", "asr"]
-    utt_tasks = ["sv_cosine", "sv_plda", "probe_speaker", "probe_language"]
+    utt_tasks = ["sv_cosine", "sv_plda", "probe_speaker", "probe_language", "lid_cosine",
+                 "lid_linear"]
     table = json.loads((trained / "exp" / "results" / "results.json").read_text())
     assert table["rows"] == ["fbank", "mfcc", *METHODS]
     assert table["columns"] == (frame_tasks[:3] + utt_tasks[:2] + ["probe_phone"]

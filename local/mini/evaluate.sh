@@ -3,7 +3,8 @@
 # Frame-level features (data/test_<f>/feats.scp): same-different (DTW, downsampled),
 # CAE-RNN AWEs, the phone probe and hybrid ASR (a DNN on the GMM's alignments, the LM
 # weight chosen on data/train_heldout_<f>); every features: speaker verification (cosine,
-# PLDA), speaker and language probes. Each step reads its data dir as eval_opts says.
+# PLDA), speaker and language probes, language recognition (cosine and linear back-ends).
+# Each step reads its data dir as eval_opts says.
 # On the stacked layers of extract_ssl.sh --layer all, the probes and the hybrid DNN learn
 # a weighted sum of the layers; the other tasks see their concatenation.
 set -euo pipefail
@@ -70,4 +71,10 @@ steps/train_probe.sh --task speaker "${layer_opts[@]}" \
   "data/train_eval_$f" "data/train_heldout_$f" "$eval_dir/probe_speaker"
 steps/train_probe.sh --task language "${layer_opts[@]}" \
   "data/train_eval_$f" "data/test_$f" "$eval_dir/probe_language"
+# Language recognition of the held-out test speakers: cosine to the language centres and
+# a linear back-end, Cavg and identification accuracy.
+for backend in cosine linear; do
+  steps/score_lid.sh --backend $backend "data/train_eval_$f" "data/test_$f" \
+    "$eval_dir/lid_$backend"
+done
 log "done evaluating $f"

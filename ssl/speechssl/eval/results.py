@@ -53,6 +53,8 @@ TASKS = {
     "probe_phone": Task("accuracy", "phone probe acc. %", True, 1),
     "probe_speaker": Task("accuracy", "speaker probe acc. %", True, 1),
     "probe_language": Task("accuracy", "language probe acc. %", True, 1),
+    "lid_cosine": Task("min_cavg", "LID min Cavg ×100 (cosine)", False, 2),
+    "lid_linear": Task("min_cavg", "LID min Cavg ×100 (linear)", False, 2),
     "asr_gmm": Task("wer", "ASR WER % (mono GMM)", False, 1),
     "asr": Task("wer", "ASR WER % (hybrid DNN)", False, 1),
 }
