@@ -19,13 +19,21 @@ of the trials, never a Python loop over trials.  The scores file has Kaldi's
 ``<enroll> <test> <score>`` lines in the order of the trials; Kaldi's ``compute-eer``
 reads it as ``paste -d' ' scores trials | awk '{print $3, $6}' | compute-eer -``.
 
+Optional adaptive score normalisation, AS-Norm (Matejka et al. 2017, "Analysis of score
+normalization in multilingual speaker recognition", adaptive S-norm, their AS-Norm1): a
+trial's score s becomes 0.5 ((s - mu_e) / sigma_e + (s - mu_t) / sigma_t), where mu_e and
+sigma_e are the mean and standard deviation of the N highest scores of the enrollment
+utterance against a cohort of training embeddings (the backend's own scores), and likewise
+mu_t, sigma_t of the test utterance (:func:`asnorm_scores`).
+
 Confidence intervals resample the trials' enrollment speakers
 (:mod:`speechssl.eval.bootstrap`); :class:`SpeakerResampledScores` gives a draw's scores.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,9 +47,16 @@ from speechssl.data.trials import Trial
 from speechssl.errors import InputError, examples
 from speechssl.fileio import atomic_write
 
+log = logging.getLogger(__name__)
+
 # Largest (unique enroll x unique test) score matrix built in one piece; beyond it the
-# trials are scored row-wise in chunks of this many.
+# trials are scored row-wise in chunks of this many.  Also the most cohort scores held at
+# once by AS-Norm (4e6 float64: 32 MB, and as much again for np.partition's copy).
 MAX_MATRIX = 4_000_000
+# AS-Norm divides by the standard deviation of the top-N cohort scores; it is 0 only when
+# those scores are all equal (a cohort of duplicates), and this floor, far below the spread
+# of real cohorts (cosine: ~1e-2, PLDA LLR: ~1), keeps the scores finite then.
+SIGMA_FLOOR = 1e-6
 
 
 @dataclass
@@ -243,6 +258,73 @@ def score_trials(backend, emb: Embeddings, trials: list[Trial]) -> np.ndarray:
         sl = slice(i, i + MAX_MATRIX)
         out[sl] = backend.score_pairs(proj[e_idx[sl]], proj[t_idx[sl]])
     return out
+
+
+def speaker_means(emb: Embeddings, labels: np.ndarray) -> Embeddings:
+    """One vector per speaker, the mean of its utterances' (as Kaldi's ivector-mean and
+    WeSpeaker's vector_mean.py for its AS-Norm cohort), named by the speaker."""
+    speakers, inv, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    means = np.zeros((len(speakers), emb.vectors.shape[1]))
+    np.add.at(means, inv, emb.vectors)
+    return Embeddings([str(s) for s in speakers], means / counts[:, None], emb.source)
+
+
+def make_cohort(train: Embeddings, labels: np.ndarray, unit: str) -> Embeddings:
+    """AS-Norm's cohort: the training utterances (``utt``) or speaker means (``speaker``)."""
+    if unit == "utt":
+        return train
+    if unit == "speaker":
+        return speaker_means(train, labels)
+    raise InputError(f"cohort unit must be utt or speaker, got '{unit}'")
+
+
+def check_cohort(cohort: Embeddings, top_n: int, evaluated: Iterable[str], what: str,
+                 path: PathLike) -> None:
+    """The cohort holds at least ``top_n`` entries and none of the evaluated ``what``
+    (utterances or speakers): a trial's side scored against itself would sit among its
+    top-N and inflate mu and sigma (the self-trial of training data used as cohort)."""
+    if len(cohort.utts) < top_n:
+        # Fewer entries than asked is an error, not a silent top-all: that would change
+        # the protocol while the results still said N.
+        raise InputError(f"--cohort-size {top_n} is more than the AS-Norm cohort's "
+                         f"{len(cohort.utts)} {what}: lower --cohort-size or use a larger "
+                         "--train-dir", path=path)
+    shared = sorted(set(cohort.utts) & set(evaluated))
+    if shared:
+        raise InputError(f"{len(shared)} evaluated {what} are in the AS-Norm cohort "
+                         f"({examples(shared)}): score_sv needs a --train-dir disjoint from "
+                         "the evaluated data", path=path, key=shared[0])
+
+
+def top_n_stats(backend, x: np.ndarray, cohort: np.ndarray, top_n: int,
+                rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(M, D) and (C, D) projected -> (M,) mean and (M,) standard deviation (ddof 0, as
+    WeSpeaker's score_norm.py) of each row's ``top_n`` highest scores against the cohort,
+    in chunks of ``rows`` rows (default: MAX_MATRIX scores at a time)."""
+    rows = rows or max(1, MAX_MATRIX // len(cohort))
+    mean, std = np.empty(len(x)), np.empty(len(x))
+    for i in range(0, len(x), rows):
+        s = backend.score_matrix(x[i:i + rows], cohort)                # (rows, C)
+        top = np.partition(s, s.shape[1] - top_n, axis=1)[:, -top_n:]  # (rows, N), unsorted
+        mean[i:i + rows], std[i:i + rows] = top.mean(axis=1), top.std(axis=1)
+    floored = int(np.sum(std < SIGMA_FLOOR))
+    if floored:
+        log.warning("AS-Norm: %d utterances' top-%d cohort scores are all equal; their "
+                    "standard deviation is floored at %g", floored, top_n, SIGMA_FLOOR)
+    return mean, np.maximum(std, SIGMA_FLOOR)
+
+
+def asnorm_scores(backend, emb: Embeddings, trials: list[Trial], scores: np.ndarray,
+                  cohort: Embeddings, top_n: int, rows: int | None = None) -> np.ndarray:
+    """The trials' raw ``scores`` AS-Norm normalised: cohort statistics computed once per
+    distinct enrollment or test utterance."""
+    e_idx = emb.index([t.enroll for t in trials])
+    t_idx = emb.index([t.test for t in trials])
+    used, inv = np.unique(np.concatenate([e_idx, t_idx]), return_inverse=True)
+    mean, std = top_n_stats(backend, backend.project(emb.vectors[used]),
+                            backend.project(cohort.vectors), top_n, rows)
+    e, t = inv[:len(trials)], inv[len(trials):]
+    return 0.5 * ((scores - mean[e]) / std[e] + (scores - mean[t]) / std[t])
 
 
 def write_scores(path: PathLike, trials: list[Trial], scores: np.ndarray) -> None:
