@@ -4,7 +4,9 @@ the same trials and the same backend, in the same run, on pooled MFCC of the def
 mini corpus (test trials; PLDA trained on train).
 
 The loop is what a straightforward scorer does: for each trial, project the enrollment
-and the test embedding and score the pair.  Embedding loading is not timed.
+and the test embedding and score the pair.  Embedding loading is not timed.  A second row
+per backend times scoring plus AS-Norm, top 300 of a cohort of the training utterances
+(not speaker means: the corpus has fewer than 300 training speakers).
 
     python bench/bench_sv.py [--repeat 20]
 """
@@ -21,12 +23,20 @@ import numpy as np
 
 from speechssl.data.datadir import DataDir
 from speechssl.data.trials import read_trials
-from speechssl.eval.sv import BackendConfig, load_embeddings, make_backend, score_trials
+from speechssl.eval.sv import (
+    BackendConfig,
+    asnorm_scores,
+    load_embeddings,
+    make_backend,
+    make_cohort,
+    score_trials,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "bench" / "out" / "train"
 OUT = ROOT / "bench" / "out" / "sv"
 RECIPE = ROOT / "egs" / "mini"
+TOP_N = 300  # steps/score_sv.sh's --cohort-size
 
 
 def sh(command: str) -> None:
@@ -68,6 +78,10 @@ def loop_scores(backend, emb, trials) -> np.ndarray:
     return np.array(out)
 
 
+def with_asnorm(backend, emb, trials, cohort) -> np.ndarray:
+    return asnorm_scores(backend, emb, trials, score_trials(backend, emb, trials), cohort, TOP_N)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--repeat", type=int, default=20)
@@ -77,6 +91,7 @@ def main() -> None:
     train = load_embeddings(OUT / "train_mfcc")
     utt2spk = DataDir(OUT / "train_mfcc").utt2spk
     labels = np.array([utt2spk[u] for u in train.utts])
+    cohort = make_cohort(train, labels, "utt")
     print(f"{len(trials)} trials, {len(emb.utts)} test utterances, dim {emb.vectors.shape[1]}")
     for name in ("cosine", "plda"):
         backend = make_backend(BackendConfig(name, lda_dim=100), emb, train, labels)
@@ -88,6 +103,10 @@ def main() -> None:
         print(f"{name:7s} vectorised {len(trials) / t_fast:12,.0f} trials/s   "
               f"per-trial loop {len(trials) / t_ref:10,.0f} trials/s   "
               f"ratio {t_ref / t_fast:6.0f}x")
+        t_norm = best_time(lambda b=backend: with_asnorm(b, emb, trials, cohort), args.repeat)
+        print(f"{name:7s} + AS-Norm  {len(trials) / t_norm:12,.0f} trials/s   "
+              f"({t_norm * 1e3:.1f} ms against {t_fast * 1e3:.1f} ms without; top {TOP_N} of "
+              f"{len(cohort.utts)} training utterances)")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="score_sv", description=__doc__)
     p.add_argument("--backend", choices=("cosine", "plda"), default="cosine")
     p.add_argument("--train-dir", default=None,
-                   help="labelled data dir (utt2spk) for the mean, LDA and PLDA")
+                   help="labelled data dir (utt2spk) for the mean, LDA, PLDA, AS-Norm cohort")
     p.add_argument("--lda-dim", type=int, default=100)
     p.add_argument("--mean-norm", type=kaldi_bool, default=True)
     p.add_argument("--length-norm", type=kaldi_bool, default=True)

@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 MAX_MATRIX = 4_000_000
 # AS-Norm divides by the standard deviation of the top-N cohort scores; it is 0 only when
 # those scores are all equal (a cohort of duplicates), and this floor, far below the spread
-# of real cohorts (cosine: ~1e-2, PLDA LLR: ~1), keeps the scores finite then.
+# of a real cohort's top scores, keeps the scores finite then (with a warning).
 SIGMA_FLOOR = 1e-6
 
 
