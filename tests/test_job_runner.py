@@ -270,12 +270,15 @@ def is_gone(pid: int) -> bool:
 def test_signal_kills_all_jobs(tmp_path, sig):
     # Each job starts a background sleep in its process group and records its pid.
     command = "sleep 60 & echo $! > pid.JOB; wait"
+    # The runner keeps an ignored signal ignored (nohup); a suite started in the background
+    # of a script inherits SIGINT ignored, so give the runner the default disposition.
     runner = subprocess.Popen(
         [RUN["local"], "JOB=1:3", "log/k.JOB.log", command],
         cwd=tmp_path,
         env=env_for(tmp_path),
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=lambda: signal.signal(sig, signal.SIG_DFL),
     )
     pid_files = [tmp_path / f"pid.{i}" for i in (1, 2, 3)]
     wait_for(lambda: all(p.exists() and p.read_text().strip() for p in pid_files))
