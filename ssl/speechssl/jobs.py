@@ -400,18 +400,6 @@ def _kill_groups(procs: Sequence[subprocess.Popen]) -> None:
                     proc.wait(timeout=_KILL_GRACE_S / max(len(procs), 1))
 
 
-def _next_done(done: queue.Queue) -> tuple[int, int]:
-    """The next finished job, waiting in short slices: a signal the kernel hands to a
-    watcher thread does not wake a main thread blocked on the queue, and Python runs its
-    handler only when the main thread next runs (with an unbounded wait the runner sat
-    out a Ctrl-C until a job ended)."""
-    while True:
-        try:
-            return done.get(timeout=0.2)
-        except queue.Empty:
-            continue
-
-
 def run_local(jobs: Sequence[Job], resources: Resources) -> dict[int, int]:
     """Run the jobs on this machine, at most ``max_jobs_run`` at once; map job id -> code.
 
@@ -432,7 +420,7 @@ def run_local(jobs: Sequence[Job], resources: Resources) -> dict[int, int]:
             while pending and len(running) < limit:
                 job = pending.pop()
                 running[job.job_id] = _start_local(job, resources.num_threads, done, watch_read)
-            job_id, code = _next_done(done)
+            job_id, code = done.get()
             del running[job_id]
             codes[job_id] = code
     finally:
