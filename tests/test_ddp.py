@@ -24,7 +24,7 @@ import json, os, sys
 sys.path.insert(0, {tests!r})
 import torch
 from speechssl.cli import setup_logging
-from speechssl.train import checkpoint, trainer
+from speechssl.train import checkpoint, distributed, trainer
 from test_trainer import FakeData, SimulatedCrash, ToyMethod, toy_config
 
 instances, saves = [], []
@@ -60,6 +60,7 @@ accumulated.optim.accumulate = 2
 trainer.train(accumulated, "unused", f"{{out}}/accumulated", "cpu", method_cls=Recorded,
               data_cls=FakeData)
 torch.save(instances[-1].state_dict(), f"{{out}}/accumulated.rank{{rank}}.pt")
+distributed.leave_process_group()   # as bin/train_ssl ends
 """
 
 

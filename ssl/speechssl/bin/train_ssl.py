@@ -98,7 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         import torch
 
         torch.set_num_threads(args.num_threads)
+    from speechssl.train.distributed import leave_process_group
+
     train(config, args.data_dir, args.exp_dir, device=args.device)
+    leave_process_group()
     return 0
 
 

@@ -10,6 +10,7 @@ TensorBoard events; the other ranks log warnings and errors only.
 from __future__ import annotations
 
 import atexit
+import gc
 import logging
 import os
 from dataclasses import dataclass
@@ -101,8 +102,24 @@ def join_process_group(device: torch.device, info: DistInfo) -> None:
     log.info("Joined a process group of %d (%s) as rank %d", info.world_size, backend, info.rank)
 
 
-def _leave_process_group() -> None:
+def leave_process_group() -> None:
+    """Leave the group at the clean end of a run, every rank together.
+
+    The barrier keeps a rank from tearing its connections down while a peer is still
+    using them, and the collection frees modules caught in reference cycles (DDP holds
+    the group) while the interpreter is whole: a gloo group that outlives either can
+    abort the process at exit ("terminate called without an active exception"), which
+    torchrun reports as a failed run although training ended."""
     if dist.is_initialized():
+        gc.collect()
+        dist.barrier()
+        dist.destroy_process_group()
+
+
+def _leave_process_group() -> None:
+    """At exit, after an error too: no barrier, a failed peer may never reach it."""
+    if dist.is_initialized():
+        gc.collect()
         dist.destroy_process_group()
 
 
